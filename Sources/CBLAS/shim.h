@@ -1,0 +1,6 @@
+// OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
+#include <cblas.h>
+#include <openblas_config.h>
+// Thread control exported by OpenBLAS.
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);

@@ -1,0 +1,2 @@
+// Placeholder until the Tensor issue lands.
+public enum TensorModule {}
