@@ -31,5 +31,6 @@ let package = Package(
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
         .testTarget(name: "NodesTests", dependencies: ["Nodes", "Workflow", "Imaging"], path: "Tests/NodesTests"),
-    ]
+    ],
+    swiftLanguageModes: [.v5]
 )
