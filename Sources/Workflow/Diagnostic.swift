@@ -8,7 +8,8 @@ public struct SourceLocation: Sendable, Hashable, CustomStringConvertible {
         self.line = line
         self.column = column
     }
-    public var description: String { "\(file):\(line):\(column)" }
+    /// `file:line:column`; a location with line 0 (a command-line `--set`) prints its file part only.
+    public var description: String { line > 0 ? "\(file):\(line):\(column)" : file }
 }
 
 /// One problem found in a workflow, printed as `file:line:column: node 'id' input 'x': message`.

@@ -154,7 +154,7 @@ public enum Validator {
             }
             v = .string(lit.text)
         default:
-            return .failure("expects a link to a \(spec.type) output ($node.output), got the literal '\(lit.text)'")
+            return .failure("expects a link to an output of type \(spec.type) ($node.output), got the literal '\(lit.text)'")
         }
         let num: Double? = { if case .int(let i) = v { return Double(i) }; if case .float(let d) = v { return d }; return nil }()
         if let num {

@@ -249,7 +249,7 @@ public struct WorkflowDocument: Sendable {
 
     /// Applies `id.input=value` (value parsed as a YAML scalar: `7`, `0.5`, `true`, `text`, `$node.out`).
     public mutating func applyOverride(_ assignment: String) throws {
-        let here = SourceLocation(file: "--set", line: 1, column: 1)
+        let here = SourceLocation(file: "--set", line: 0, column: 0)
         guard let eq = assignment.firstIndex(of: "=") else {
             throw ValidationFailure([Diagnostic(here, "'\(assignment)': expected id.input=value")])
         }
@@ -272,7 +272,7 @@ public struct WorkflowDocument: Sendable {
         } else {
             raw = .literal(LiteralValue(text: value, kind: .string))
         }
-        let setLoc = SourceLocation(file: "--set \(lhs)", line: 1, column: 1)
+        let setLoc = SourceLocation(file: "--set \(lhs)", line: 0, column: 0)
         if let ii = nodes[ni].inputs.firstIndex(where: { $0.name == input }) {
             nodes[ni].inputs[ii].value = raw
             nodes[ni].inputs[ii].location = setLoc

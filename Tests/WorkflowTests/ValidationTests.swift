@@ -47,7 +47,7 @@ import Testing
         #expect(has(21, "e", "mode", "'ceil' is not one of: floor, round"))
         #expect(has(22, "e", "factor", "expects a FLOAT"))
         #expect(has(26, "f", "value", "type mismatch: expects INT, but $e.y is FLOAT"))
-        #expect(has(27, "f", "blob", "expects a link to a BLOB output"))
+        #expect(has(27, "f", "blob", "expects a link to an output of type BLOB"))
         #expect(d.count == 10, "\(d)")
         // The printed form is file:line:column: node 'id' input 'x': message
         #expect(d.map(\.description).contains("wf.yaml:4:21: node 'a' input 'value': 500 is above the maximum 100"))

@@ -1,0 +1,277 @@
+import ArgumentParser
+import Foundation
+import Nodes
+import Workflow
+
+@main
+struct SDFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sdflow",
+        abstract: "Runs SDXL / SDXL-Lightning workflows written as YAML node graphs, on the CPU.",
+        version: "0.1.0",
+        subcommands: [Run.self, Validate.self, Watch.self, ListNodes.self, Bench.self]
+    )
+}
+
+/// Exit codes: 0 success, 1 a node failed, 2 invalid workflow or usage, 130 interrupted.
+enum Exit {
+    static let nodeFailed: Int32 = 1
+    static let invalid: Int32 = 2
+    static let interrupted: Int32 = 130
+}
+
+struct WorkflowOptions: ParsableArguments {
+    @Argument(help: "The workflow YAML file.")
+    var workflow: String
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a literal input: node.input=value (repeatable).", valueName: "id.input=value"))
+    var sets: [String] = []
+
+    @Option(name: .customLong("models"), help: ArgumentHelp("Folder to search for model files (repeatable; also SDFLOW_MODELS, ':'-separated).", valueName: "dir"))
+    var models: [String] = []
+
+    var modelDirectories: [URL] {
+        var dirs = models.map { URL(fileURLWithPath: $0) }
+        if let env = ProcessInfo.processInfo.environment["SDFLOW_MODELS"] {
+            dirs += env.split(separator: ":").map { URL(fileURLWithPath: String($0)) }
+        }
+        return dirs
+    }
+
+    /// Loads, overrides and validates; prints every problem and returns nil when invalid.
+    func loadGraph(registry: NodeRegistry) -> Graph? {
+        do {
+            var doc = try WorkflowDocument.load(path: workflow)
+            for s in sets { try doc.applyOverride(s) }
+            let base = URL(fileURLWithPath: workflow).deletingLastPathComponent()
+            return try Validator.validate(doc, registry: registry, files: FileSearch(baseDirectory: base, modelDirectories: modelDirectories))
+        } catch let f as ValidationFailure {
+            for d in f.diagnostics { stderrLine("\(d)") }
+            stderrLine("\(workflow): \(f.diagnostics.count) problem\(f.diagnostics.count == 1 ? "" : "s"); nothing was run")
+            return nil
+        } catch {
+            stderrLine("\(workflow): \(error)")
+            return nil
+        }
+    }
+}
+
+struct RunOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Folder for output images (default: ./output).", valueName: "dir"))
+    var output: String = "output"
+
+    @Option(help: ArgumentHelp("Disk cache folder (default: $SDFLOW_CACHE, else $XDG_CACHE_HOME/sdflow or ~/.cache/sdflow).", valueName: "dir"))
+    var cache: String?
+
+    @Flag(help: "Do not read or write the disk cache.")
+    var noCache = false
+
+    @Option(help: ArgumentHelp("Write a JSON report of the run to this file.", valueName: "file"))
+    var report: String?
+
+    @Flag(name: .shortAndLong, help: "Print nothing but errors.")
+    var quiet = false
+
+    var cacheDirectory: URL? {
+        if noCache { return nil }
+        if let cache { return URL(fileURLWithPath: cache) }
+        let env = ProcessInfo.processInfo.environment
+        if let c = env["SDFLOW_CACHE"], !c.isEmpty { return URL(fileURLWithPath: c) }
+        if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return URL(fileURLWithPath: x).appendingPathComponent("sdflow") }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/sdflow")
+    }
+}
+
+func stderrLine(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+/// Runs a validated graph with progress output, the report, and the exit code.
+func execute(_ graph: Graph, executor: Executor, options: RunOptions, token: CancellationToken) -> Int32 {
+    let outDir = URL(fileURLWithPath: options.output)
+    do {
+        try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
+    } catch {
+        stderrLine("error: cannot create the output folder '\(outDir.path)': \(error.localizedDescription)")
+        return Exit.invalid
+    }
+    let reporter = ConsoleReporter(quiet: options.quiet)
+    let start = Date()
+    let result = executor.run(graph, options: ExecutionOptions(outputDirectory: outDir), observer: reporter, cancellation: token)
+    reporter.finish()
+    for r in result.records where r.status == .failed {
+        let loc = graph.nodes[r.id]?.location.description ?? graph.source.path
+        stderrLine("\(loc): node '\(r.id)' (\(r.type)): \(r.message ?? "failed")")
+    }
+    if let path = options.report {
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        do {
+            try result.reportJSON().write(to: tmp)
+            guard rename(tmp.path, url.path) == 0 else { throw CocoaError(.fileWriteUnknown) }
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            stderrLine("error: cannot write the report '\(path)'")
+        }
+    }
+    if !options.quiet {
+        let executed = result.records.filter { $0.status == .executed }.count
+        let cached = result.records.filter { $0.status == .cached }.count
+        let failed = result.records.filter { $0.status == .failed }.count
+        stderrLine("done in \(String(format: "%.2f", Date().timeIntervalSince(start)))s: \(executed) executed, \(cached) cached"
+                   + (failed > 0 ? ", \(failed) failed" : ""))
+        for o in result.outputs { print(o.path) }
+    }
+    if result.cancelled { stderrLine("interrupted"); return Exit.interrupted }
+    return result.failed ? Exit.nodeFailed : 0
+}
+
+/// Ctrl-C: the first stops at the next safe point, the second exits at once.
+final class InterruptHandler: @unchecked Sendable {
+    let token = CancellationToken()
+    private var source: DispatchSourceSignal?
+    private var count = 0
+    private let lock = NSLock()
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        let s = DispatchSource.makeSignalSource(signal: SIGINT, queue: DispatchQueue(label: "sdflow.sigint"))
+        s.setEventHandler { [weak self] in self?.interrupted() }
+        s.resume()
+        source = s
+    }
+
+    var onInterrupt: (@Sendable () -> Void)?
+
+    private func interrupted() {
+        let n = lock.withLock { count += 1; return count }
+        if n == 1 {
+            stderrLine("\nstopping at the next safe point (Ctrl-C again to quit now)")
+            token.cancel()
+            onInterrupt?()
+        } else {
+            exit(Exit.interrupted)
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a workflow.")
+    @OptionGroup var workflow: WorkflowOptions
+    @OptionGroup var runOptions: RunOptions
+
+    func run() throws {
+        let registry = builtinRegistry()
+        guard let graph = workflow.loadGraph(registry: registry) else { throw ExitCode(Exit.invalid) }
+        let interrupts = InterruptHandler()
+        let executor = Executor(registry: registry, disk: runOptions.cacheDirectory.map { DiskCache(directory: $0) })
+        let code = execute(graph, executor: executor, options: runOptions, token: interrupts.token)
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check a workflow without running it.")
+    @OptionGroup var workflow: WorkflowOptions
+
+    func run() throws {
+        guard let graph = workflow.loadGraph(registry: builtinRegistry()) else { throw ExitCode(Exit.invalid) }
+        print("\(workflow.workflow): valid; \(graph.order.count) node\(graph.order.count == 1 ? "" : "s") to run for \(graph.outputs.count) output\(graph.outputs.count == 1 ? "" : "s")")
+    }
+}
+
+struct Watch: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run a workflow, then again on every save, recomputing only what changed.")
+    @OptionGroup var workflow: WorkflowOptions
+    @OptionGroup var runOptions: RunOptions
+
+    @Option(help: "Seconds between checks of the file.")
+    var interval: Double = 0.5
+
+    func run() throws {
+        let registry = builtinRegistry()
+        let executor = Executor(registry: registry, memory: MemoryCache(), disk: runOptions.cacheDirectory.map { DiskCache(directory: $0) })
+        var lastStamp = ""
+        stderrLine("watching \(workflow.workflow) (Ctrl-C to stop)")
+        while true {
+            let a = try? FileManager.default.attributesOfItem(atPath: workflow.workflow)
+            let stamp = "\((a?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0)|\((a?[.size] as? NSNumber)?.intValue ?? -1)"
+            if stamp != lastStamp {
+                lastStamp = stamp
+                if let graph = workflow.loadGraph(registry: registry) {
+                    let interrupts = InterruptHandler()
+                    let code = execute(graph, executor: executor, options: runOptions, token: interrupts.token)
+                    if code == Exit.interrupted { throw ExitCode(code) }
+                    signal(SIGINT, SIG_DFL)
+                }
+                stderrLine("waiting for changes to \(workflow.workflow)")
+            }
+            usleep(UInt32(max(0.05, interval) * 1e6))
+        }
+    }
+}
+
+struct ListNodes: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "nodes", abstract: "List every node type with its inputs and outputs.")
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    func run() throws {
+        let defs = builtinRegistry().definitions
+        if json {
+            let arr: [[String: Any]] = defs.map { d in
+                [
+                    "name": d.name, "aliases": d.aliases, "category": d.category, "description": d.summary,
+                    "output_node": d.isOutput,
+                    "inputs": d.inputs.map { i -> [String: Any] in
+                        var o: [String: Any] = ["name": i.name, "type": i.type.name, "required": i.isRequired]
+                        if let v = i.defaultValue { o["default"] = v.jsonObject }
+                        if let v = i.min { o["min"] = v }
+                        if let v = i.max { o["max"] = v }
+                        if let c = i.choices { o["choices"] = c }
+                        if let f = i.file { o["file_folders"] = f.folders }
+                        if !i.help.isEmpty { o["help"] = i.help }
+                        return o
+                    },
+                    "outputs": d.outputs.map { ["name": $0.name, "type": $0.type.name] },
+                ]
+            }
+            let data = try JSONSerialization.data(withJSONObject: arr, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        for d in defs {
+            let alias = d.aliases.isEmpty ? "" : " (alias: \(d.aliases.joined(separator: ", ")))"
+            print("\(d.name)\(alias)\(d.isOutput ? " [output]" : "")")
+            if !d.summary.isEmpty { print("  \(d.summary)") }
+            for i in d.inputs {
+                var s = "  in  \(i.name): \(i.type)"
+                if let c = i.choices { s += " one of [\(c.joined(separator: ", "))]" }
+                if let v = i.defaultValue { s += " = \(v.jsonObject)" }
+                if i.min != nil || i.max != nil { s += " in \(i.min.map { "\($0)" } ?? "")...\(i.max.map { "\($0)" } ?? "")" }
+                if i.file != nil { s += " (file)" }
+                if i.isOptional { s += " (optional)" }
+                print(s)
+            }
+            for o in d.outputs { print("  out \(o.name): \(o.type)") }
+        }
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Benchmarks (kernels).")
+    @Argument(help: "What to measure: kernels.")
+    var what: String = "kernels"
+    @Flag(help: "One JSON object per line.")
+    var json = false
+    @Flag(help: "Fewer repetitions.")
+    var quick = false
+
+    func run() throws {
+        switch what {
+        default:
+            stderrLine("error: unknown benchmark '\(what)' (available: kernels)")
+            throw ExitCode(Exit.invalid)
+        }
+    }
+}
