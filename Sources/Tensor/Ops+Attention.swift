@@ -1,9 +1,9 @@
 import CKernels
 
 extension Ops {
-    /// Largest score block (queries x keys floats) one attention step materializes: 4 Mi floats
-    /// (16 MiB), well under the ~64 MB budget, so a 16384-token VAE mid-block never needs 1 GiB.
-    nonisolated(unsafe) public static var attentionScoreChunkFloats = 4 << 20
+    /// Default largest score block (queries x keys floats) one attention step materializes: 4 Mi
+    /// floats (16 MiB), well under the ~64 MB budget, so a 16384-token VAE mid-block never needs 1 GiB.
+    public static let attentionScoreChunkFloats = 4 << 20
 
     /// `torch.nn.functional.scaled_dot_product_attention` for multi-head attention in the
     /// "tokens x (heads * headDim)" layout that the projections produce (diffusers `Attention` before
@@ -17,10 +17,10 @@ extension Ops {
     ///   top-left aligned `tril`).
     /// - Returns [B, Lq, H*Dv] f32.
     /// Heads are read in place with strided sgemm (no transposes). Queries are processed in blocks so
-    /// that a block's score matrix holds at most `attentionScoreChunkFloats` floats; the softmax
+    /// that a block's score matrix holds at most `maxScoreFloats` floats (at least one row); the softmax
     /// (with the scale folded in) runs on that block between the two GEMMs.
     public static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
-                                 scale: Float? = nil) throws -> Tensor {
+                                 scale: Float? = nil, maxScoreFloats: Int = attentionScoreChunkFloats) throws -> Tensor {
         let op = "attention"
         func as3(_ t: Tensor, _ what: String) throws -> Tensor {
             if t.rank == 2 { return try t.reshaped([1] + t.shape) }
@@ -45,7 +45,7 @@ extension Ops {
         if out.count == 0 { return out }
         if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
         let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
-        let block = max(1, min(lq, attentionScoreChunkFloats / lk))
+        let block = max(1, min(lq, maxScoreFloats / lk))
         ScratchPool.shared.withFloats(block * lk) { scores in
             for b in 0..<bsz {
                 for h in 0..<heads {

@@ -14,7 +14,7 @@ public struct Padding2D: Sendable, Hashable {
 
 extension Ops {
     /// Upper bound on im2col scratch per chunk (floats): 8 Mi floats = 32 MiB.
-    static let im2colChunkFloats = 8 << 20
+    public static let im2colChunkFloats = 8 << 20
 
     /// `torch.nn.functional.conv2d(x, weight, bias, stride, padding)` (groups 1, dilation 1), with
     /// asymmetric zero padding allowed (equivalent to `F.pad` then conv with padding 0).
@@ -22,10 +22,10 @@ extension Ops {
     /// - x: [N, C, H, W]; weight: [O, C, kh, kw] (f32, or f16/bf16 widened per call); bias: [O] or nil.
     /// - Returns [N, O, Ho, Wo] f32, Ho = (H + top + bottom - kh) / stride + 1.
     /// 1x1 / stride 1 / no padding is one GEMM per image. Otherwise the input is unfolded (im2col) a
-    /// band of output rows at a time into scratch of at most `im2colChunkFloats`, and each band is one
+    /// band of output rows at a time into scratch of at most `maxColumnFloats` (at least one row), and each band is one
     /// sgemm (weight [O, C*kh*kw] x columns) writing straight into the NCHW output (ldc = Ho*Wo).
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1,
-                              padding: Padding2D = .zero) throws -> Tensor {
+                              padding: Padding2D = .zero, maxColumnFloats: Int = im2colChunkFloats) throws -> Tensor {
         let op = "conv2d"
         guard x.rank == 4 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, H, W], got \(x.shape)") }
         guard weight.rank == 4 else { throw TensorError.shapeMismatch(op: op, detail: "weight must be [O, C, kh, kw], got \(weight.shape)") }
@@ -69,7 +69,7 @@ extension Ops {
                 }
                 return
             }
-            let rowsPerChunk = max(1, min(ho, im2colChunkFloats / max(ck * wo, 1)))
+            let rowsPerChunk = max(1, min(ho, maxColumnFloats / max(ck * wo, 1)))
             ScratchPool.shared.withFloats(ck * rowsPerChunk * wo) { col in
                 for img in 0..<n {
                     let xi = xp + img * c * hw
