@@ -1,0 +1,85 @@
+import CKernels
+
+extension Ops {
+    /// Default largest score block (queries x keys floats) one attention step materializes: 4 Mi
+    /// floats (16 MiB), well under the ~64 MB budget, so a 16384-token VAE mid-block never needs 1 GiB.
+    public static let attentionScoreChunkFloats = 4 << 20
+
+    /// `torch.nn.functional.scaled_dot_product_attention` for multi-head attention in the
+    /// "tokens x (heads * headDim)" layout that the projections produce (diffusers `Attention` before
+    /// its head split / after its head merge):
+    ///
+    ///     out[b, i, h*D:(h+1)*D] = softmax(scale * q_h[b, i] . k_h[b, :]^T (+ causal mask)) @ v_h[b]
+    ///
+    /// - query [B, Lq, H*D], key [B, Lk, H*D], value [B, Lk, H*Dv]; 2-D [L, H*D] inputs are treated as
+    ///   batch 1. Lq and Lk may differ (cross-attention on 77 text tokens).
+    /// - scale defaults to 1/sqrt(D). `causal` masks key j > query i (torch's `is_causal=True`,
+    ///   top-left aligned `tril`).
+    /// - Returns [B, Lq, H*Dv] f32.
+    /// Heads are read in place with strided sgemm (no transposes). Queries are processed in blocks so
+    /// that a block's score matrix holds at most `maxScoreFloats` floats (at least one row); the softmax
+    /// (with the scale folded in) runs on that block between the two GEMMs.
+    public static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
+                                 scale: Float? = nil, maxScoreFloats: Int = attentionScoreChunkFloats) throws -> Tensor {
+        let op = "attention"
+        func as3(_ t: Tensor, _ what: String) throws -> Tensor {
+            if t.rank == 2 { return try t.reshaped([1] + t.shape) }
+            guard t.rank == 3 else { throw TensorError.shapeMismatch(op: op, detail: "\(what) must be [B, L, H*D], got \(t.shape)") }
+            return t
+        }
+        let q = try as3(query, "query"), k = try as3(key, "key"), v = try as3(value, "value")
+        let bsz = q.shape[0], lq = q.shape[1], lk = k.shape[1]
+        guard heads > 0, q.shape[2] % heads == 0, k.shape[2] == q.shape[2], v.shape[2] % heads == 0 else {
+            throw TensorError.shapeMismatch(op: op, detail: "query \(q.shape), key \(k.shape), value \(v.shape) do not split into \(heads) heads with equal q/k head size")
+        }
+        guard k.shape[0] == bsz, v.shape[0] == bsz, v.shape[1] == lk else {
+            throw TensorError.shapeMismatch(op: op, detail: "batch/length mismatch: query \(q.shape), key \(k.shape), value \(v.shape)")
+        }
+        let d = q.shape[2] / heads, dv = v.shape[2] / heads
+        let cq = q.shape[2], cv = v.shape[2]
+        let s = scale ?? 1 / Float(d).squareRoot()
+        guard s > 0, s.isFinite else { throw TensorError.invalidArgument(op: op, detail: "scale \(s) must be positive") }
+        let qf = try floatInput(q, op, "query"), kf = try floatInput(k, op, "key"), vf = try floatInput(v, op, "value")
+        var outShape = query.shape; outShape[outShape.count - 1] = cv
+        let out = try Tensor.uninitialized(outShape, dtype: .f32)
+        if out.count == 0 { return out }
+        if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
+        let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
+        let block = max(1, min(lq, maxScoreFloats / lk))
+        ScratchPool.shared.withFloats(block * lk) { scores in
+            for b in 0..<bsz {
+                for h in 0..<heads {
+                    let qh = qp + b * lq * cq + h * d
+                    let kh = kp + b * lk * cq + h * d
+                    let vh = vp + b * lk * cv + h * dv
+                    let oh = op_ + b * lq * cv + h * dv
+                    var i0 = 0
+                    while i0 < lq {
+                        let rows = min(block, lq - i0)
+                        // scores[rows, lk] = q_block . k^T
+                        BLAS.sgemm(transB: true, m: rows, n: lk, k: d, a: qh + i0 * cq, lda: cq, b: kh, ldb: cq,
+                                   c: scores, ldc: lk)
+                        let start = i0
+                        Parallel.chunks(rows, minChunk: max(1, 16384 / lk)) { r in
+                            for i in r {
+                                let row = scores + i * lk
+                                if causal {
+                                    let valid = min(lk, start + i + 1)
+                                    sdf_softmax_row(row, row, valid, s)
+                                    if valid < lk { (row + valid).update(repeating: 0, count: lk - valid) }
+                                } else {
+                                    sdf_softmax_row(row, row, lk, s)
+                                }
+                            }
+                        }
+                        // out_block[rows, dv] = P . v
+                        BLAS.sgemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vh, ldb: cv,
+                                   c: oh + i0 * cv, ldc: cv)
+                        i0 += rows
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,81 @@
+import CKernels
+
+extension Ops {
+    /// `torch.nn.functional.group_norm(x, groups, weight, bias, eps)`, optionally followed by
+    /// `torch.nn.functional.silu` (fused, one pass over the output).
+    ///
+    /// - x: [N, C, *] (any trailing spatial dims, including none); weight/bias: [C] or nil.
+    /// Statistics per (sample, group) with the biased variance, computed two-pass (mean, then the
+    /// sum of squared deviations) with double-precision block sums; y = x * a + b with
+    /// a = weight * rstd, b = bias - mean * a. Parallel over (sample, group) pairs.
+    public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
+                                 silu: Bool = false) throws -> Tensor {
+        let op = "groupNorm"
+        guard x.rank >= 2 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, ...], got \(x.shape)") }
+        let n = x.shape[0], c = x.shape[1]
+        guard groups > 0, c % groups == 0 else {
+            throw TensorError.invalidArgument(op: op, detail: "\(c) channels not divisible into \(groups) groups")
+        }
+        let g = try vector(weight, count: c, op, "weight"), b = try vector(bias, count: c, op, "bias")
+        let xf = try floatInput(x, op, "input")
+        let y = try Tensor.uninitialized(x.shape, dtype: .f32)
+        let spatial = x.count / max(n * c, 1)
+        let cpg = c / groups
+        let groupSize = cpg * spatial
+        if y.count == 0 { return y }
+        let xp = xf.f32Pointer, yp = y.f32MutablePointer
+        let gp = g?.f32Pointer, bp = b?.f32Pointer
+        let useSilu: Int32 = silu ? 1 : 0
+        Parallel.forEach(n * groups) { task in
+            let img = task / groups, grp = task % groups
+            let base = (img * c + grp * cpg) * spatial
+            let mean = Float(sdf_sum(xp + base, groupSize) / Double(groupSize))
+            let variance = Float(sdf_sum_sq_dev(xp + base, groupSize, mean) / Double(groupSize))
+            let rstd = 1 / (variance + eps).squareRoot()
+            for j in 0..<cpg {
+                let ch = grp * cpg + j
+                let a = (gp?[ch] ?? 1) * rstd
+                let sh = (bp?[ch] ?? 0) - mean * a
+                sdf_scale_shift(xp + base + j * spatial, yp + base + j * spatial, spatial, a, sh, useSilu)
+            }
+        }
+        return y
+    }
+
+    /// `torch.nn.functional.layer_norm(x, [D], weight, bias, eps)` over the last dimension D.
+    /// weight/bias: [D] or nil. Biased variance, two-pass per row.
+    public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
+        let op = "layerNorm"
+        guard x.rank >= 1 else { throw TensorError.shapeMismatch(op: op, detail: "input must have at least one dim") }
+        let d = x.shape[x.rank - 1]
+        let g = try vector(weight, count: d, op, "weight"), b = try vector(bias, count: d, op, "bias")
+        if b != nil && g == nil {
+            throw TensorError.invalidArgument(op: op, detail: "bias without weight is not supported")
+        }
+        let xf = try floatInput(x, op, "input")
+        let y = try Tensor.uninitialized(x.shape, dtype: .f32)
+        let rows = d == 0 ? 0 : x.count / d
+        let xp = xf.f32Pointer, yp = y.f32MutablePointer
+        let gp = g?.f32Pointer, bp = b?.f32Pointer
+        Parallel.chunks(rows, minChunk: max(1, 8192 / max(d, 1))) { r in
+            for i in r { sdf_layer_norm_row(xp + i * d, yp + i * d, d, gp, bp, eps) }
+        }
+        return y
+    }
+
+    /// `torch.softmax(scale * x, dim=-1)` (scale > 0; default 1).
+    public static func softmax(_ x: Tensor, scale: Float = 1) throws -> Tensor {
+        let op = "softmax"
+        guard x.rank >= 1 else { throw TensorError.shapeMismatch(op: op, detail: "input must have at least one dim") }
+        guard scale > 0, scale.isFinite else { throw TensorError.invalidArgument(op: op, detail: "scale \(scale) must be positive") }
+        let d = x.shape[x.rank - 1]
+        let xf = try floatInput(x, op, "input")
+        let y = try Tensor.uninitialized(x.shape, dtype: .f32)
+        let rows = d == 0 ? 0 : x.count / d
+        let xp = xf.f32Pointer, yp = y.f32MutablePointer
+        Parallel.chunks(rows, minChunk: max(1, 8192 / max(d, 1))) { r in
+            for i in r { sdf_softmax_row(xp + i * d, yp + i * d, d, scale) }
+        }
+        return y
+    }
+}

@@ -1,0 +1,99 @@
+import Dispatch
+import Foundation
+import CBLAS
+
+/// Threading for the kernels: Dispatch for our loops, OpenBLAS's own pool for sgemm.
+public enum Parallel {
+    /// Number of worker threads kernels use (active processor count).
+    public static let cores: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Runs `body(i)` for i in 0..<n, concurrently when n > 1.
+    @inline(__always) public static func forEach(_ n: Int, _ body: (Int) -> Void) {
+        if n <= 0 { return }
+        if n == 1 { body(0); return }
+        run(n, body)
+    }
+
+    /// concurrentPerform with a non-Sendable body. Sound here because kernels only share read-only
+    /// inputs and write disjoint output ranges; the call returns only after every iteration finished.
+    private static func run(_ n: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { escapable in
+            let sendable = unsafeBitCast(escapable, to: (@Sendable (Int) -> Void).self)
+            DispatchQueue.concurrentPerform(iterations: n, execute: sendable)
+        }
+    }
+
+    /// Splits 0..<count into at most `cores * 2` contiguous ranges of at least `minChunk` elements and
+    /// runs them concurrently.
+    @inline(__always) public static func chunks(_ count: Int, minChunk: Int, _ body: (Range<Int>) -> Void) {
+        if count <= 0 { return }
+        let pieces = max(1, min(cores * 2, count / max(minChunk, 1)))
+        if pieces == 1 { body(0..<count); return }
+        let step = (count + pieces - 1) / pieces
+        run(pieces) { i in
+            let lo = i * step, hi = min(count, lo + step)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+}
+
+/// OpenBLAS set-up: thread count = core count, done once before the first GEMM.
+public enum BLAS {
+    private static let configured: Bool = {
+        openblas_set_num_threads(Int32(Parallel.cores))
+        return true
+    }()
+
+    /// Ensures OpenBLAS uses `Parallel.cores` threads. Cheap after the first call.
+    @inline(__always) public static func ensureConfigured() { _ = configured }
+
+    /// Overrides the OpenBLAS thread count (e.g. 1 when the caller parallelizes itself).
+    public static func setThreads(_ n: Int) {
+        ensureConfigured()
+        openblas_set_num_threads(Int32(max(1, n)))
+    }
+
+    /// Row-major C = alpha * op(A) * op(B) + beta * C.
+    @inline(__always) static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                                        alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                                        b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
+                                        c: UnsafeMutablePointer<Float>, ldc: Int) {
+        ensureConfigured()
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+    }
+}
+
+/// A small pool of reusable scratch buffers (im2col columns, widened weights, attention scores), so
+/// kernels do not allocate and fault in fresh pages on every call. Thread-safe.
+public final class ScratchPool: @unchecked Sendable {
+    public static let shared = ScratchPool()
+    private let lock = NSLock()
+    private var free: [TensorStorage] = []
+    private let keep = 6
+
+    /// Lends a buffer of at least `count` floats for the duration of `body`.
+    public func withFloats<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> R) rethrows -> R {
+        let bytes = max(count, 1) * 4
+        lock.lock()
+        var buf: TensorStorage? = nil
+        if let i = free.indices.filter({ free[$0].byteCount >= bytes }).min(by: { free[$0].byteCount < free[$1].byteCount }) {
+            buf = free.remove(at: i)
+        }
+        lock.unlock()
+        let s = buf ?? TensorStorage(byteCount: bytes)
+        defer {
+            lock.lock()
+            free.append(s)
+            if free.count > keep {
+                free.sort { $0.byteCount > $1.byteCount }
+                free.removeLast(free.count - keep)
+            }
+            lock.unlock()
+        }
+        return try body(s.base.assumingMemoryBound(to: Float.self))
+    }
+
+    /// Drops all cached buffers.
+    public func purge() { lock.lock(); free.removeAll(); lock.unlock() }
+}
