@@ -31,6 +31,7 @@ let package = Package(
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow"], path: "Tests/WorkflowTests"),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], path: "Tests/TensorTests"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], path: "Tests/ImagingTests"),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensor"], path: "Tests/DiffusionTests"),
         .testTarget(name: "NodesTests", dependencies: ["Nodes", "Workflow", "Imaging"], path: "Tests/NodesTests"),
     ],
     swiftLanguageModes: [.v5]

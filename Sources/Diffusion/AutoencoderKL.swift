@@ -1,0 +1,111 @@
+import Tensor
+
+/// Single-head self-attention over pixels with a GroupNorm in front and a residual (the VAE mid-block's).
+struct VAEAttention {
+    var norm: GroupNorm
+    var q: Linear, k: Linear, v: Linear, out: Linear
+
+    init(_ r: WeightReader, _ p: String, groups: Int) {
+        norm = r.groupNorm("\(p).group_norm", groups: groups, eps: 1e-6)
+        q = SpatialTransformer.projection(r, "\(p).to_q")
+        k = SpatialTransformer.projection(r, "\(p).to_k")
+        v = SpatialTransformer.projection(r, "\(p).to_v")
+        out = SpatialTransformer.projection(r, "\(p).to_out.0")
+    }
+
+    func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let t = try norm(x).permuted([0, 2, 3, 1]).reshaped([b, h * w, c])
+        let a = try out(Ops.attention(query: q(t), key: k(t), value: v(t), heads: 1))
+        return try Ops.add(a.reshaped([b, h, w, c]).permuted([0, 3, 1, 2]), x)
+    }
+}
+
+/// diffusers `AutoencoderKL`: decoder (latent -> image in [-1, 1]) and encoder (image -> posterior mean).
+/// Latents here are the VAE's own (not multiplied by the scaling factor). Always fp32 compute.
+public final class AutoencoderKL: @unchecked Sendable {
+    public let config: VAEConfig
+    let weights: WeightSet
+
+    // Decoder
+    let postQuant: Conv2d, decIn: Conv2d
+    let decMid: (ResnetBlock, VAEAttention, ResnetBlock)
+    let decUp: [(resnets: [ResnetBlock], upsample: Conv2d?)]
+    let decNorm: GroupNorm, decOut: Conv2d
+    // Encoder
+    let encIn: Conv2d
+    let encDown: [(resnets: [ResnetBlock], downsample: Conv2d?)]
+    let encMid: (ResnetBlock, VAEAttention, ResnetBlock)
+    let encNorm: GroupNorm, encOut: Conv2d, quant: Conv2d
+
+    public init(config: VAEConfig, weights: WeightSet) throws {
+        self.config = config
+        self.weights = weights
+        let r = WeightReader(weights)
+        let g = config.normNumGroups, eps: Float = 1e-6, n = config.blockOutChannels.count
+        func mid(_ p: String) -> (ResnetBlock, VAEAttention, ResnetBlock) {
+            (ResnetBlock(r, "\(p).resnets.0", groups: g, eps: eps, timeEmbedding: false),
+             VAEAttention(r, "\(p).attentions.0", groups: g),
+             ResnetBlock(r, "\(p).resnets.1", groups: g, eps: eps, timeEmbedding: false))
+        }
+        postQuant = r.conv("post_quant_conv", padding: .zero)
+        decIn = r.conv("decoder.conv_in")
+        decMid = mid("decoder.mid_block")
+        var ups: [(resnets: [ResnetBlock], upsample: Conv2d?)] = []
+        for i in 0..<n {
+            let rs = (0...config.layersPerBlock).map { ResnetBlock(r, "decoder.up_blocks.\(i).resnets.\($0)", groups: g, eps: eps, timeEmbedding: false) }
+            ups.append((rs, i < n - 1 ? r.conv("decoder.up_blocks.\(i).upsamplers.0.conv") : nil))
+        }
+        decUp = ups
+        decNorm = r.groupNorm("decoder.conv_norm_out", groups: g, eps: eps)
+        decOut = r.conv("decoder.conv_out")
+
+        encIn = r.conv("encoder.conv_in")
+        var downs: [(resnets: [ResnetBlock], downsample: Conv2d?)] = []
+        for i in 0..<n {
+            let rs = (0..<config.layersPerBlock).map { ResnetBlock(r, "encoder.down_blocks.\(i).resnets.\($0)", groups: g, eps: eps, timeEmbedding: false) }
+            // diffusers pads (left 0, right 1, top 0, bottom 1) and convolves with stride 2, no padding.
+            downs.append((rs, i < n - 1 ? r.conv("encoder.down_blocks.\(i).downsamplers.0.conv", stride: 2,
+                                                 padding: Padding2D(top: 0, bottom: 1, left: 0, right: 1)) : nil))
+        }
+        encDown = downs
+        encMid = mid("encoder.mid_block")
+        encNorm = r.groupNorm("encoder.conv_norm_out", groups: g, eps: eps)
+        encOut = r.conv("encoder.conv_out")
+        quant = r.conv("quant_conv", padding: .zero)
+        try r.finish()
+    }
+
+    /// Latent [B, C, h, w] (VAE space) -> image [B, 3, 8h, 8w] in about [-1, 1] (not clamped).
+    public func decode(_ z: Tensor) throws -> Tensor {
+        guard z.rank == 4, z.shape[1] == config.latentChannels else {
+            throw ModelError.invalidInput("VAE decode: latent \(z.shape) should be [B, \(config.latentChannels), h, w]")
+        }
+        var h = try decIn(postQuant(z.asF32()))
+        h = try decMid.0(h, nil)
+        h = try decMid.1(h)
+        h = try decMid.2(h, nil)
+        for lvl in decUp {
+            for rb in lvl.resnets { h = try rb(h, nil) }
+            if let us = lvl.upsample { h = try us(Ops.upsampleNearest2x(h)) }
+        }
+        return try decOut(decNorm(h, silu: true))
+    }
+
+    /// Image [B, 3, H, W] in [-1, 1] -> posterior mean [B, C, H/8, W/8] (VAE space). H, W multiples of 8.
+    public func encode(_ x: Tensor) throws -> Tensor {
+        guard x.rank == 4, x.shape[1] == config.inChannels, x.shape[2] % config.downscale == 0, x.shape[3] % config.downscale == 0 else {
+            throw ModelError.invalidInput("VAE encode: image \(x.shape) should be [B, \(config.inChannels), H, W] with H, W multiples of \(config.downscale)")
+        }
+        var h = try encIn(x.asF32())
+        for lvl in encDown {
+            for rb in lvl.resnets { h = try rb(h, nil) }
+            if let ds = lvl.downsample { h = try ds(h) }
+        }
+        h = try encMid.0(h, nil)
+        h = try encMid.1(h)
+        h = try encMid.2(h, nil)
+        let moments = try quant(encOut(encNorm(h, silu: true)))
+        return try moments.narrowed(dim: 1, start: 0, length: config.latentChannels)
+    }
+}

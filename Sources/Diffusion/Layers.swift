@@ -1,0 +1,80 @@
+import Tensor
+
+/// A low-rank update W' = W + scale * up @ down, applied as an extra path (y += scale * up(down(x)))
+/// so the base weights are never copied.
+public struct LoRAPatch: Sendable {
+    /// [rank, in] (linear) or [rank, in, kh, kw] (conv).
+    public var down: Tensor
+    /// [out, rank] (linear) or [out, rank, 1, 1] (conv).
+    public var up: Tensor
+    /// strength * alpha / rank.
+    public var scale: Float
+    public init(down: Tensor, up: Tensor, scale: Float) {
+        self.down = down
+        self.up = up
+        self.scale = scale
+    }
+}
+
+/// `torch.nn.Linear` on a stored [out, in] weight (f32/f16/bf16), plus LoRA paths.
+public struct Linear: Sendable {
+    public var weight: Tensor
+    public var bias: Tensor?
+    public var loras: [LoRAPatch] = []
+
+    public var inFeatures: Int { weight.shape.count == 2 ? weight.shape[1] : 0 }
+    public var outFeatures: Int { weight.shape.count == 2 ? weight.shape[0] : 0 }
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        var y = try Ops.linear(x, weight: weight, bias: bias)
+        for p in loras {
+            let down = p.down.rank == 4 ? try p.down.reshaped([p.down.shape[0], p.down.shape[1]]) : p.down
+            let d = try Ops.linear(x, weight: down)
+            let u = try Ops.linear(d, weight: p.up.rank == 4 ? p.up.reshaped([p.up.shape[0], p.up.shape[1]]) : p.up)
+            y = try Ops.add(y, Ops.mul(u, scalar: p.scale))
+        }
+        return y
+    }
+}
+
+/// `torch.nn.Conv2d` (NCHW) with its stride and padding, plus LoRA paths (down: same geometry, up: 1x1).
+public struct Conv2d: Sendable {
+    public var weight: Tensor
+    public var bias: Tensor?
+    public var stride: Int
+    public var padding: Padding2D
+    public var loras: [LoRAPatch] = []
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        var y = try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        for p in loras {
+            let down = p.down.rank == 2 ? try p.down.reshaped(p.down.shape + [1, 1]) : p.down
+            let d = try Ops.conv2d(x, weight: down, stride: stride, padding: down.shape[2] == 1 ? .zero : padding)
+            let up = p.up.rank == 2 ? try p.up.reshaped(p.up.shape + [1, 1]) : p.up
+            let u = try Ops.conv2d(d, weight: up)
+            y = try Ops.add(y, Ops.mul(u, scalar: p.scale))
+        }
+        return y
+    }
+}
+
+public struct GroupNorm: Sendable {
+    public var groups: Int
+    public var eps: Float
+    public var weight: Tensor
+    public var bias: Tensor
+
+    public func callAsFunction(_ x: Tensor, silu: Bool = false) throws -> Tensor {
+        try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: silu)
+    }
+}
+
+public struct LayerNorm: Sendable {
+    public var eps: Float
+    public var weight: Tensor
+    public var bias: Tensor
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps)
+    }
+}
