@@ -199,7 +199,7 @@ def clip_g_to_sgm(sd, prefix="conditioner.embedders.1.model.", logit_scale=True)
     if logit_scale:
         # present in sd_xl_base_1.0.safetensors; unused for SDXL text conditioning (loaders ignore it)
         dt = next(iter(sd.values())).dtype
-        out[prefix + "logit_scale"] = torch.tensor(math.log(1 / 0.07), dtype=dt)
+        out[prefix + "logit_scale"] = torch.tensor(math.log(100.0), dtype=dt)  # trained value ln(100)
     return out
 
 
