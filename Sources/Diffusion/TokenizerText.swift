@@ -14,7 +14,7 @@ enum CLIPTextCleaner {
 
     /// open_clip: NFC (ftfy), html.unescape twice, strip + split on Python whitespace + join with " ", lower().
     static func openCLIP(_ text: String) -> [Unicode.Scalar] {
-        var s = Array(text.precomposedStringWithCanonicalMapping.unicodeScalars)
+        var s = Array(nfc(text).unicodeScalars)
         s = HTMLUnescape.unescape(HTMLUnescape.unescape(s))
         var collapsed: [Unicode.Scalar] = []
         collapsed.reserveCapacity(s.count)
@@ -32,7 +32,7 @@ enum CLIPTextCleaner {
 
     /// transformers (tokenizers normalizer): NFC, `\s+` -> " ", per-character lower-case.
     static func transformers(_ text: String) -> [Unicode.Scalar] {
-        let s = text.precomposedStringWithCanonicalMapping.unicodeScalars
+        let s = nfc(text).unicodeScalars
         var out: [Unicode.Scalar] = []
         out.reserveCapacity(s.count)
         var inSpace = false
@@ -46,6 +46,11 @@ enum CLIPTextCleaner {
             appendLowercase(c, to: &out)
         }
         return out
+    }
+
+    /// Unicode NFC (ASCII text is already in NFC).
+    static func nfc(_ text: String) -> String {
+        text.utf8.allSatisfy { $0 < 0x80 } ? text : text.precomposedStringWithCanonicalMapping
     }
 
     /// Splits raw text at `<|startoftext|>` / `<|endoftext|>` (case-sensitive), as transformers' added tokens.

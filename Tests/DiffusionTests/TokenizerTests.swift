@@ -153,7 +153,9 @@ let openCLIPKnownDifferences: [String: [Int]?] = [
     /// 75-token prompt, after warm-up. The bound is asserted in release builds (`swift test -c release`);
     /// debug builds only print the time.
     @Test func speed() throws {
-        let tok = try CLIPTokenizer.shared()
+        let l0 = DispatchTime.now().uptimeNanoseconds
+        let tok = try CLIPTokenizer(cleaning: .openCLIP)
+        print("CLIPTokenizer load: \(String(format: "%.1f", Double(DispatchTime.now().uptimeNanoseconds - l0) / 1e6)) ms")
         let text = "a cinematic photo of an old lighthouse on a rocky coast at dusk, dramatic clouds, crashing waves, "
             + "warm light from the lamp, long exposure, highly detailed, sharp focus, 35mm film grain, muted colours, "
             + "seagulls in the distance, moody atmosphere, by a famous landscape photographer, trending on artstation, "
