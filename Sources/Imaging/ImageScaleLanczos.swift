@@ -12,8 +12,9 @@ import Foundation
 //    then turned into fixed point with 22 fractional bits, rounding half away from zero.
 //  * Accumulate in Int32 starting from 2^21 (rounding), then clip: >= 255 << 22 -> 255, <= 0 -> 0,
 //    else >> 22.
-//  * Horizontal pass first (only over the source rows the vertical pass needs), rounded to uint8, then
-//    the vertical pass. A pass whose size does not change is skipped (so a same-size resize is a copy).
+//  * Two passes, each rounded to uint8: horizontal first (only over the source rows the vertical pass
+//    needs), except that Pillow 13 runs the vertical pass first when the height shrinks and
+//    (H - h) > 2 (W - w). A pass whose size does not change is skipped (a same-size resize is a copy).
 // Channels are resampled independently (Pillow's RGB and L modes; RGBA in Pillow premultiplies alpha,
 // which this does not).
 
@@ -81,6 +82,11 @@ func imageScaleLanczos(_ image: ImageBatch, region: ImageScaleRegion, width: Int
     let yFirst = yc.bounds.first.map { $0.min } ?? 0
     let yLast = yc.bounds.last.map { $0.min + $0.count } ?? region.height
     let round0 = Int32(1 << (lanczosPrecisionBits - 1))
+    // Pillow 13 runs the vertical pass first when both passes are needed, the height shrinks and
+    // (H - h) > 2 (W - w) (read from the behaviour of the pillow 13.0.0 wheel: checked on 390 random
+    // size pairs); otherwise horizontal first. The order changes the rounding of the uint8 intermediate.
+    let verticalFirst = needH && needV && height < region.height
+        && (region.height - height) > 2 * (region.width - width)
 
     for b in 0..<image.batch {
         // The cropped region as uint8, truncating like numpy's astype(uint8) after clip.
@@ -94,10 +100,8 @@ func imageScaleLanczos(_ image: ImageBatch, region: ImageScaleRegion, width: Int
             }
         }
         var cur = src, curW = region.width, curH = region.height
-        var yOffset = 0
-        if needH {
-            // Only rows yFirst..<yLast are needed by the vertical pass (all of them if it is skipped).
-            let r0 = needV ? yFirst : 0, r1 = needV ? yLast : region.height
+        // Horizontal pass over rows r0..<r1 of `cur`.
+        func horizontal(_ r0: Int, _ r1: Int) {
             var tmp = [UInt8](repeating: 0, count: (r1 - r0) * width * c)
             for y in r0..<r1 {
                 for o in 0..<width {
@@ -111,9 +115,10 @@ func imageScaleLanczos(_ image: ImageBatch, region: ImageScaleRegion, width: Int
                     }
                 }
             }
-            cur = tmp; curW = width; curH = r1 - r0; yOffset = r0
+            cur = tmp; curW = width; curH = r1 - r0
         }
-        if needV {
+        // Vertical pass; `cur` row 0 is source row `yOffset`.
+        func vertical(_ yOffset: Int) {
             var tmp = [UInt8](repeating: 0, count: height * curW * c)
             for o in 0..<height {
                 let (ymin, n) = yc.bounds[o]
@@ -128,6 +133,16 @@ func imageScaleLanczos(_ image: ImageBatch, region: ImageScaleRegion, width: Int
                 }
             }
             cur = tmp; curH = height
+        }
+        if verticalFirst {
+            vertical(0)
+            horizontal(0, height)
+        } else {
+            if needH {
+                // Only rows yFirst..<yLast are needed by the vertical pass (all of them if it is skipped).
+                horizontal(needV ? yFirst : 0, needV ? yLast : region.height)
+            }
+            if needV { vertical(needH ? yFirst : 0) }
         }
         precondition(curW == width && curH == height)
         let base = b * height * width * c

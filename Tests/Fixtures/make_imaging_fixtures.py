@@ -42,6 +42,7 @@ SCALE_METHODS = ["nearest-exact", "bilinear", "bicubic", "area", "lanczos"]
 SCALE_TARGETS = [
     (29, 7, "disabled"), (37, 29, "disabled"), (5, 4, "disabled"), (17, 13, "disabled"),
     (34, 26, "disabled"), (8, 6, "disabled"), (1, 1, "disabled"), (3, 40, "disabled"),
+    (11, 3, "disabled"), (15, 5, "disabled"),
     (29, 7, "center"), (10, 20, "center"), (40, 10, "center"), (16, 16, "center"),
 ]
 
