@@ -6,10 +6,26 @@ public func builtinRegistry() -> NodeRegistry {
     for def in builtinDefinitions { r.register(def) }
     r.registerCodec(ImageValue.self)
     r.registerCodec(MaskValue.self)
+    r.registerCodec(LatentValue.self)
+    r.registerCodec(ConditioningValue.self)
     return r
 }
 
 let builtinDefinitions: [NodeDefinition] = [
+    CheckpointLoaderNode.definition,
+    DiffusersLoaderNode.definition,
+    UNetLoaderNode.definition,
+    LoraLoaderNode.definition,
+    ModelSamplingDiscreteNode.definition,
+    CLIPEncodeNode.definition,
+    EmptyLatentImageNode.definition,
+    KSamplerNode.definition,
+    VAEDecodeNode.definition,
+    VAEDecodeTiledNode.definition,
+    VAEEncodeNode.definition,
     LoadImageNode.definition,
+    ImageScaleNode.definition,
+    CannyNode.definition,
     SaveImageNode.definition,
+    SaveLatentNode.definition,
 ]

@@ -109,3 +109,53 @@ public final class AutoencoderKL: @unchecked Sendable {
         return try moments.narrowed(dim: 1, start: 0, length: config.latentChannels)
     }
 }
+
+extension AutoencoderKL {
+    /// Decodes in overlapping latent tiles of `tile` x `tile` (overlap `overlap`), blending the seams with
+    /// linear ramps, so memory is bounded by the tile size. Equal to `decode` up to seam blending.
+    public func decodeTiled(_ z: Tensor, tile: Int, overlap: Int,
+                            progress: (_ step: Int, _ total: Int) throws -> Void = { _, _ in }) throws -> Tensor {
+        let (b, h, w) = (z.shape[0], z.shape[2], z.shape[3])
+        if h <= tile && w <= tile { return try decode(z) }
+        let f = config.downscale
+        let stride = max(1, tile - overlap)
+        func starts(_ n: Int) -> [Int] {
+            if n <= tile { return [0] }
+            var s = Array(Swift.stride(from: 0, to: n - tile, by: stride))
+            s.append(n - tile)
+            return s
+        }
+        let ys = starts(h), xs = starts(w)
+        let oh = h * f, ow = w * f
+        var acc = [Float](repeating: 0, count: b * 3 * oh * ow)
+        var weight = [Float](repeating: 0, count: oh * ow)
+        let total = ys.count * xs.count * b
+        var done = 0
+        let zf = z.asF32()
+        for bi in 0..<b {
+            let zb = try zf.narrowed(dim: 0, start: bi, length: 1)
+            for y0 in ys {
+                for x0 in xs {
+                    let th = min(tile, h - y0), tw = min(tile, w - x0)
+                    let part = try zb.narrowed(dim: 2, start: y0, length: th).narrowed(dim: 3, start: x0, length: tw)
+                    let img = try decode(part).toFloats()
+                    let ph = th * f, pw = tw * f, ramp = overlap * f
+                    for yy in 0..<ph {
+                        let wy: Float = ramp > 0 ? min(1, Float(min(yy + 1, ph - yy)) / Float(ramp)) : 1
+                        for xx in 0..<pw {
+                            let wx: Float = ramp > 0 ? min(1, Float(min(xx + 1, pw - xx)) / Float(ramp)) : 1
+                            let wgt = wy * wx
+                            let oy = y0 * f + yy, ox = x0 * f + xx
+                            if bi == 0 { weight[oy * ow + ox] += wgt }
+                            for c in 0..<3 { acc[((bi * 3 + c) * oh + oy) * ow + ox] += img[(c * ph + yy) * pw + xx] * wgt }
+                        }
+                    }
+                    done += 1
+                    try progress(done, total)
+                }
+            }
+        }
+        for bi in 0..<b { for c in 0..<3 { for p in 0..<(oh * ow) { acc[(bi * 3 + c) * oh * ow + p] /= max(weight[p], 1e-8) } } }
+        return try Tensor(shape: [b, 3, oh, ow], values: acc)
+    }
+}

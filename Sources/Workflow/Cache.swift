@@ -76,7 +76,7 @@ public final class DiskCache: @unchecked Sendable {
             let bytes: Data
             switch v {
             case .object(let p):
-                guard let pp = p as? any PersistablePayload else { return nil }
+                guard let pp = p as? any PersistablePayload, pp.isPersistable else { return nil }
                 tag = type(of: pp).persistenceTag
                 bytes = try pp.encoded()
             case .int, .float, .string, .bool:

@@ -25,11 +25,13 @@ public struct InputSpec: Sendable {
     /// For enum inputs (type STRING): the allowed values.
     public var choices: [String]?
     public var file: FileRole?
+    /// INT inputs that must be a multiple of this (image sizes: 8).
+    public var multipleOf: Int?
     public var help: String
 
     public init(_ name: String, _ type: ValueType, default defaultValue: Value? = nil, optional: Bool = false,
                 min: Double? = nil, max: Double? = nil, choices: [String]? = nil, file: FileRole? = nil,
-                help: String = "") {
+                multipleOf: Int? = nil, help: String = "") {
         self.name = name
         self.type = type
         self.defaultValue = defaultValue
@@ -38,14 +40,17 @@ public struct InputSpec: Sendable {
         self.max = max
         self.choices = choices
         self.file = file
+        self.multipleOf = multipleOf
         self.help = help
     }
 
     /// Required unless optional or defaulted.
     public var isRequired: Bool { !isOptional && defaultValue == nil }
 
-    public static func int(_ name: String, default d: Int? = nil, min: Int? = nil, max: Int? = nil, help: String = "") -> InputSpec {
-        InputSpec(name, .int, default: d.map { .int($0) }, min: min.map(Double.init), max: max.map(Double.init), help: help)
+    public static func int(_ name: String, default d: Int? = nil, min: Int? = nil, max: Int? = nil, multipleOf: Int? = nil,
+                           help: String = "") -> InputSpec {
+        InputSpec(name, .int, default: d.map { .int($0) }, min: min.map(Double.init), max: max.map(Double.init),
+                  multipleOf: multipleOf, help: help)
     }
     public static func float(_ name: String, default d: Double? = nil, min: Double? = nil, max: Double? = nil, help: String = "") -> InputSpec {
         InputSpec(name, .float, default: d.map { .float($0) }, min: min, max: max, help: help)
@@ -59,8 +64,9 @@ public struct InputSpec: Sendable {
     public static func choice(_ name: String, _ choices: [String], default d: String? = nil, help: String = "") -> InputSpec {
         InputSpec(name, .string, default: d.map { .string($0) }, choices: choices, help: help)
     }
-    public static func file(_ name: String, folders: [String], directory: Bool = false, help: String = "") -> InputSpec {
-        InputSpec(name, .string, file: FileRole(folders: folders, allowsDirectory: directory), help: help)
+    public static func file(_ name: String, folders: [String], directory: Bool = false, optional: Bool = false,
+                            help: String = "") -> InputSpec {
+        InputSpec(name, .string, optional: optional, file: FileRole(folders: folders, allowsDirectory: directory), help: help)
     }
     public static func link(_ name: String, _ type: ValueType, optional: Bool = false, help: String = "") -> InputSpec {
         InputSpec(name, type, optional: optional, help: help)

@@ -160,6 +160,7 @@ public enum Validator {
         if let num {
             if let lo = spec.min, num < lo { return .failure("\(lit.text) is below the minimum \(fmt(lo))") }
             if let hi = spec.max, num > hi { return .failure("\(lit.text) is above the maximum \(fmt(hi))") }
+            if let m = spec.multipleOf, case .int(let i) = v, i % m != 0 { return .failure("\(lit.text) is not a multiple of \(m)") }
         }
         return .success(v)
     }

@@ -37,6 +37,12 @@ public protocol PersistablePayload: Payload {
     static var persistenceTag: String { get }
     func encoded() throws -> Data
     static func decoded(from data: Data) throws -> Self
+    /// False for values that hold something a file cannot (a ControlNet hook); they stay in memory.
+    var isPersistable: Bool { get }
+}
+
+extension PersistablePayload {
+    public var isPersistable: Bool { true }
 }
 
 /// A value at a node boundary.
