@@ -10,6 +10,21 @@
 #define SDF_CLONES
 #endif
 
+// Elementwise loop safe for in-place use (y == x) that still vectorizes: each 16-element block is
+// loaded into a local array before anything is stored, so the compiler needs no runtime alias check
+// (which fails, and falls back to scalar code, exactly when y == x).
+#define SDF_MAP16(x, y, n, EXPR)                                           \
+    do {                                                                   \
+        size_t i_ = 0;                                                     \
+        for (; i_ + 16 <= (n); i_ += 16) {                                 \
+            float t_[16];                                                  \
+            for (int l_ = 0; l_ < 16; l_++) t_[l_] = (x)[i_ + l_];         \
+            for (int l_ = 0; l_ < 16; l_++) { float v = t_[l_]; t_[l_] = (EXPR); } \
+            for (int l_ = 0; l_ < 16; l_++) (y)[i_ + l_] = t_[l_];         \
+        }                                                                  \
+        for (; i_ < (n); i_++) { float v = (x)[i_]; (y)[i_] = (EXPR); }    \
+    } while (0)
+
 static inline float as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 // exp(x) for float: range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial (Cephes expf
@@ -19,7 +34,9 @@ static inline float as_float(uint32_t u) { float f; memcpy(&f, &u, 4); return f;
 static inline float sdf_expf(float x) {
     x = x < -87.3f ? -87.3f : x;
     x = x > 88.3f ? 88.3f : x;
-    float n = __builtin_rintf(x * 1.44269504088896341f);
+    // Round to nearest by adding and subtracting 1.5 * 2^23 (|x * log2 e| < 2^22 after the clamp);
+    // unlike rintf this vectorizes on baseline SSE2 too.
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
     float p = 1.9875691500E-4f;
@@ -73,15 +90,15 @@ SDF_CLONES void sdf_widen_bf16(const uint16_t *src, float *dst, size_t n) {
 }
 
 SDF_CLONES void sdf_silu(const float *x, float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = silu1(x[i]);
+    SDF_MAP16(x, y, n, silu1(v));
 }
 
 SDF_CLONES void sdf_gelu(const float *x, float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = gelu1(x[i]);
+    SDF_MAP16(x, y, n, gelu1(v));
 }
 
 SDF_CLONES void sdf_quick_gelu(const float *x, float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) { float v = x[i]; y[i] = v / (1.0f + sdf_expf(-1.702f * v)); }
+    SDF_MAP16(x, y, n, v / (1.0f + sdf_expf(-1.702f * v)));
 }
 
 SDF_CLONES void sdf_geglu(const float *x, float *y, size_t rows, size_t d) {
@@ -106,8 +123,12 @@ SDF_CLONES void sdf_softmax_row(const float *x, float *y, size_t n, float scale)
     float ms = m * scale;
     float acc[16] = {0};
     i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) { float e = sdf_expf(x[i + l] * scale - ms); y[i + l] = e; acc[l] += e; }
+    for (; i + 16 <= n; i += 16) {
+        float t[16];
+        for (int l = 0; l < 16; l++) t[l] = x[i + l];
+        for (int l = 0; l < 16; l++) { t[l] = sdf_expf(t[l] * scale - ms); acc[l] += t[l]; }
+        for (int l = 0; l < 16; l++) y[i + l] = t[l];
+    }
     float s = 0.0f;
     for (int l = 0; l < 16; l++) s += acc[l];
     for (; i < n; i++) { float e = sdf_expf(x[i] * scale - ms); y[i] = e; s += e; }
@@ -149,16 +170,16 @@ SDF_CLONES double sdf_sum_sq_dev(const float *x, size_t n, float mean) {
 
 SDF_CLONES void sdf_scale_shift(const float *x, float *y, size_t n, float a, float b, int silu) {
     if (silu) {
-        for (size_t i = 0; i < n; i++) y[i] = silu1(x[i] * a + b);
+        SDF_MAP16(x, y, n, silu1(v * a + b));
     } else {
-        for (size_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+        SDF_MAP16(x, y, n, v * a + b);
     }
 }
 
 SDF_CLONES void sdf_layer_norm_row(const float *x, float *y, size_t n, const float *gamma, const float *beta, float eps) {
     float mean = (float)(sdf_sum(x, n) / (double)n);
     float var = (float)(sdf_sum_sq_dev(x, n, mean) / (double)n);
-    float rstd = 1.0f / sqrtf(var + eps);
+    float rstd = 1.0f / __builtin_sqrtf(var + eps);
     if (gamma && beta) {
         for (size_t i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * gamma[i] + beta[i];
     } else if (gamma) {
@@ -175,8 +196,8 @@ SDF_CLONES void sdf_mul(const float *a, const float *b, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = a[i] * b[i];
 }
 SDF_CLONES void sdf_add_scalar(const float *a, float s, float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = a[i] + s;
+    SDF_MAP16(a, y, n, v + s);
 }
 SDF_CLONES void sdf_mul_scalar(const float *a, float s, float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = a[i] * s;
+    SDF_MAP16(a, y, n, v * s);
 }

@@ -17,8 +17,9 @@ extension Ops {
     ///   top-left aligned `tril`).
     /// - Returns [B, Lq, H*Dv] f32.
     /// Heads are read in place with strided sgemm (no transposes). Queries are processed in blocks so
-    /// that a block's score matrix holds at most `maxScoreFloats` floats (at least one row); the softmax
-    /// (with the scale folded in) runs on that block between the two GEMMs.
+    /// that a block's score matrix holds at most min(`maxScoreFloats`, 2 MiB) floats (at least one
+    /// row); the softmax (with the scale folded in) runs on that block between the two GEMMs. Blocks
+    /// of all heads run concurrently, one per core, each with single-threaded sgemm.
     public static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
                                  scale: Float? = nil, maxScoreFloats: Int = attentionScoreChunkFloats) throws -> Tensor {
         let op = "attention"
@@ -45,38 +46,41 @@ extension Ops {
         if out.count == 0 { return out }
         if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
         let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
-        let block = max(1, min(lq, maxScoreFloats / lk))
-        ScratchPool.shared.withFloats(block * lk) { scores in
-            for b in 0..<bsz {
-                for h in 0..<heads {
-                    let qh = qp + b * lq * cq + h * d
-                    let kh = kp + b * lk * cq + h * d
-                    let vh = vp + b * lk * cv + h * dv
-                    let oh = op_ + b * lq * cv + h * dv
-                    var i0 = 0
-                    while i0 < lq {
-                        let rows = min(block, lq - i0)
-                        // scores[rows, lk] = q_block . k^T
-                        BLAS.sgemm(transB: true, m: rows, n: lk, k: d, a: qh + i0 * cq, lda: cq, b: kh, ldb: cq,
-                                   c: scores, ldc: lk)
-                        let start = i0
-                        Parallel.chunks(rows, minChunk: max(1, 16384 / lk)) { r in
-                            for i in r {
-                                let row = scores + i * lk
-                                if causal {
-                                    let valid = min(lk, start + i + 1)
-                                    sdf_softmax_row(row, row, valid, s)
-                                    if valid < lk { (row + valid).update(repeating: 0, count: lk - valid) }
-                                } else {
-                                    sdf_softmax_row(row, row, lk, s)
-                                }
-                            }
+        // Work items are (batch, head, query block). Each runs QK^T -> softmax -> PV on one core with
+        // single-threaded sgemm, so its score block stays in that core's cache and no barrier
+        // separates the three steps. Blocks are capped at 512 Ki floats (2 MiB, a core's L2 here)
+        // and at `maxScoreFloats`.
+        let blockFloats = max(1, min(maxScoreFloats, 1 << 19))
+        let block = max(1, min(lq, blockFloats / lk))
+        let blocksPerHead = (lq + block - 1) / block
+        let tasks = bsz * heads * blocksPerHead
+        BLAS.withSingleThreadedBLAS {
+            Parallel.forEach(tasks) { task in
+                let i0 = (task % blocksPerHead) * block
+                let h = (task / blocksPerHead) % heads
+                let b = task / (blocksPerHead * heads)
+                let rows = min(block, lq - i0)
+                let qh = qp + b * lq * cq + h * d
+                let kh = kp + b * lk * cq + h * d
+                let vh = vp + b * lk * cv + h * dv
+                let oh = op_ + b * lq * cv + h * dv
+                ScratchPool.shared.withFloats(rows * lk) { scores in
+                    // scores[rows, lk] = q_block . k^T
+                    BLAS.sgemm(transB: true, m: rows, n: lk, k: d, a: qh + i0 * cq, lda: cq, b: kh, ldb: cq,
+                               c: scores, ldc: lk)
+                    for i in 0..<rows {
+                        let row = scores + i * lk
+                        if causal {
+                            let valid = min(lk, i0 + i + 1)
+                            sdf_softmax_row(row, row, valid, s)
+                            if valid < lk { (row + valid).update(repeating: 0, count: lk - valid) }
+                        } else {
+                            sdf_softmax_row(row, row, lk, s)
                         }
-                        // out_block[rows, dv] = P . v
-                        BLAS.sgemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vh, ldb: cv,
-                                   c: oh + i0 * cv, ldc: cv)
-                        i0 += rows
                     }
+                    // out_block[rows, dv] = P . v
+                    BLAS.sgemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vh, ldb: cv,
+                               c: oh + i0 * cv, ldc: cv)
                 }
             }
         }

@@ -1,12 +1,17 @@
 /// Fully connected layer.
 extension Ops {
+    /// Size of the band of an f16/bf16 linear weight widened at a time (floats).
+    public static let linearWeightBandFloats = 1 << 20
+
     /// `torch.nn.functional.linear(x, weight, bias)`: y = x W^T + b.
     ///
-    /// - x: [..., in] (f32/f16/bf16); weight: [out, in] in its stored dtype (f16/bf16 widened per call
-    ///   into pooled scratch); bias: [out] or nil. Returns [..., out] f32.
+    /// - x: [..., in] (f32/f16/bf16); weight: [out, in] in its stored dtype (f16/bf16 widened per call,
+    ///   a band of `linearWeightBandFloats` at a time, into pooled scratch); bias: [out] or nil.
+    ///   Returns [..., out] f32.
     /// One `cblas_sgemm` with transB on the row-major weight (no pre-transposed copy); the bias is
     /// written first and accumulated with beta = 1.
-    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
+                              weightBandFloats: Int = linearWeightBandFloats) throws -> Tensor {
         let op = "linear"
         guard weight.rank == 2 else { throw TensorError.shapeMismatch(op: op, detail: "weight must be [out, in], got \(weight.shape)") }
         let outF = weight.shape[0], inF = weight.shape[1]
@@ -25,9 +30,26 @@ extension Ops {
             return y
         }
         if let b { fillRows(y.f32MutablePointer, rows: m, width: outF, with: b.f32Pointer) }
-        try withWidened(weight, op) { w in
-            BLAS.sgemm(transB: true, m: m, n: outF, k: inF, a: xf.f32Pointer, lda: inF, b: w, ldb: inF,
-                       beta: b == nil ? 0 : 1, c: y.f32MutablePointer, ldc: outF)
+        let beta: Float = b == nil ? 0 : 1
+        if weight.dtype == .f32 {
+            BLAS.sgemm(transB: true, m: m, n: outF, k: inF, a: xf.f32Pointer, lda: inF, b: weight.f32Pointer, ldb: inF,
+                       beta: beta, c: y.f32MutablePointer, ldc: outF)
+            return y
+        }
+        guard weight.dtype == .f16 || weight.dtype == .bf16 else { throw TensorError.unsupportedDType(op: op, dtype: weight.dtype) }
+        // f16/bf16 weight: widen a band of output features at a time (<= 1 Mi floats, 4 MiB, so the
+        // band is still in cache when sgemm packs it) and compute y[:, band] = x . band^T.
+        let bandRows = max(16, min(outF, (weightBandFloats / inF) / 16 * 16))
+        ScratchPool.shared.withFloats(bandRows * inF) { wf in
+            var n0 = 0
+            while n0 < outF {
+                let rows = min(bandRows, outF - n0)
+                Convert.toF32(weight.rawPointer.advanced(by: n0 * inF * weight.dtype.size), dtype: weight.dtype,
+                              into: wf, count: rows * inF)
+                BLAS.sgemm(transB: true, m: m, n: rows, k: inF, a: xf.f32Pointer, lda: inF, b: wf, ldb: inF,
+                           beta: beta, c: y.f32MutablePointer + n0, ldc: outF)
+                n0 += rows
+            }
         }
         return y
     }

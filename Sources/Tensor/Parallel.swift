@@ -47,10 +47,34 @@ public enum BLAS {
     /// Ensures OpenBLAS uses `Parallel.cores` threads. Cheap after the first call.
     @inline(__always) public static func ensureConfigured() { _ = configured }
 
-    /// Overrides the OpenBLAS thread count (e.g. 1 when the caller parallelizes itself).
+    /// Overrides the OpenBLAS thread count used outside `withSingleThreadedBLAS`.
     public static func setThreads(_ n: Int) {
         ensureConfigured()
-        openblas_set_num_threads(Int32(max(1, n)))
+        lock.lock(); defer { lock.unlock() }
+        threads = Int32(max(1, n))
+        if singleThreadedDepth == 0 { openblas_set_num_threads(threads) }
+    }
+
+    nonisolated(unsafe) private static var threads = Int32(Parallel.cores)
+    nonisolated(unsafe) private static var singleThreadedDepth = 0
+    private static let lock = NSLock()
+
+    /// Runs `body` with OpenBLAS restricted to one thread, for kernels that parallelize over many
+    /// small GEMMs themselves (one per Dispatch worker) instead of splitting each GEMM across cores.
+    /// Nested and concurrent uses are counted; the normal thread count is restored when the last ends.
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        ensureConfigured()
+        lock.lock()
+        singleThreadedDepth += 1
+        if singleThreadedDepth == 1 { openblas_set_num_threads(1) }
+        lock.unlock()
+        defer {
+            lock.lock()
+            singleThreadedDepth -= 1
+            if singleThreadedDepth == 0 { openblas_set_num_threads(threads) }
+            lock.unlock()
+        }
+        return try body()
     }
 
     /// Row-major C = alpha * op(A) * op(B) + beta * C.

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,15 +17,19 @@ public final class TensorStorage: @unchecked Sendable {
     public let isWritable: Bool
     private let mapping: MappedFile?
 
-    /// Allocates `byteCount` bytes (64-byte aligned), zero-filled when `zeroed`.
+    /// Allocates `byteCount` bytes (64-byte aligned), zero-filled when `zeroed`. Large blocks come
+    /// from `BufferCache` (already-touched memory, so no page faults on reuse).
     public init(byteCount: Int, zeroed: Bool = false) {
-        let n = max(byteCount, 1)
-        self.base = UnsafeMutableRawPointer.allocate(byteCount: n, alignment: 64)
-        if zeroed { memset(base, 0, n) }
+        let (p, cap) = BufferCache.shared.allocate(max(byteCount, 1))
+        self.base = p
+        self.capacity = cap
+        if zeroed { memset(base, 0, max(byteCount, 1)) }
         self.byteCount = byteCount
         self.isWritable = true
         self.mapping = nil
     }
+
+    private var capacity: Int = 0
 
     /// A read-only window into a mapping.
     init(mapping: MappedFile, offset: Int, byteCount: Int) {
@@ -35,8 +40,81 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if mapping == nil { base.deallocate() }
+        if mapping == nil { BufferCache.shared.release(base, capacity: capacity) }
     }
+}
+
+/// A bounded cache of large freed tensor buffers, reused by later allocations of the same size class.
+///
+/// Why: glibc serves big allocations with fresh mmap'd pages, so every kernel output (tens of MB at
+/// SDXL sizes) would pay a page fault per 4 KiB on first touch - measured here as the dominant cost of
+/// memory-bound kernels. Buffers >= 256 KiB are rounded up to a size class (1/8 steps between powers
+/// of two, <= 12.5% slack) and, when freed, kept for reuse up to `limitBytes` in total.
+public final class BufferCache: @unchecked Sendable {
+    public static let shared = BufferCache()
+    /// Maximum bytes kept in the cache (default 1 GiB; SDFLOW_BUFFER_CACHE_MB overrides).
+    public let limitBytes: Int
+    private let lock = NSLock()
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var cachedBytes = 0
+    static let minCached = 256 << 10
+
+    init() {
+        if let s = ProcessInfo.processInfo.environment["SDFLOW_BUFFER_CACHE_MB"], let mb = Int(s), mb >= 0 {
+            limitBytes = mb << 20
+        } else {
+            limitBytes = 1 << 30
+        }
+    }
+
+    /// The size class of a request.
+    static func sizeClass(_ n: Int) -> Int {
+        if n < minCached { return n }
+        let top = Int.bitWidth - (n - 1).leadingZeroBitCount   // 2^top >= n
+        let step = (1 << top) / 16
+        return (n + step - 1) / step * step
+    }
+
+    func allocate(_ n: Int) -> (UnsafeMutableRawPointer, Int) {
+        let cls = Self.sizeClass(n)
+        if cls >= Self.minCached {
+            lock.lock()
+            if var list = free[cls], let p = list.popLast() {
+                free[cls] = list
+                cachedBytes -= cls
+                lock.unlock()
+                return (p, cls)
+            }
+            lock.unlock()
+        }
+        return (UnsafeMutableRawPointer.allocate(byteCount: cls, alignment: 64), cls)
+    }
+
+    func release(_ p: UnsafeMutableRawPointer, capacity: Int) {
+        if capacity >= Self.minCached {
+            lock.lock()
+            if cachedBytes + capacity <= limitBytes {
+                free[capacity, default: []].append(p)
+                cachedBytes += capacity
+                lock.unlock()
+                return
+            }
+            lock.unlock()
+        }
+        p.deallocate()
+    }
+
+    /// Frees every cached buffer.
+    public func purge() {
+        lock.lock()
+        let all = free.values.flatMap { $0 }
+        free.removeAll(); cachedBytes = 0
+        lock.unlock()
+        for p in all { p.deallocate() }
+    }
+
+    /// Bytes currently held for reuse.
+    public var heldBytes: Int { lock.lock(); defer { lock.unlock() }; return cachedBytes }
 }
 
 /// A whole file mapped read-only (MAP_PRIVATE). Unmapped when the last tensor view goes away.

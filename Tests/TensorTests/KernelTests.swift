@@ -24,6 +24,16 @@ let eltTol: Float = 1e-5
         expectClose(y, try file.tensor("\(name).y"), tol: gemmTol, "linear \(name)")
     }
 
+    /// f16/bf16 weights are widened in bands of output rows; 16-row bands (3 bands, the last partial
+    /// for 33 rows; 5 for 65) must match the single-band result and torch.
+    @Test(arguments: ["f16_bias", "bf16_nobias"])
+    func linearWeightBands(name: String) throws {
+        let w = try file.tensor("\(name).weight")
+        let bias = file.contains("\(name).bias") ? try file.tensor("\(name).bias") : nil
+        let y = try Ops.linear(try file.tensor("\(name).x"), weight: w, bias: bias, weightBandFloats: 16 * w.shape[1])
+        expectClose(y, try file.tensor("\(name).y"), tol: gemmTol, "linear \(name) 16-row bands")
+    }
+
     @Test func linearShapeErrors() throws {
         let x = try Tensor.zeros([2, 5]), w = try Tensor.zeros([3, 4])
         #expect(throws: TensorError.self) { try Ops.linear(x, weight: w) }
