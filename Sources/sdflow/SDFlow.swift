@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Nodes
+import Tensor
 import Workflow
 
 @main
@@ -269,6 +270,8 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         switch what {
+        case "kernels":
+            runKernelBenchmarks(json: json, quick: quick) { print($0) }
         default:
             stderrLine("error: unknown benchmark '\(what)' (available: kernels)")
             throw ExitCode(Exit.invalid)
