@@ -69,7 +69,13 @@ public struct WorkflowDocument: Sendable {
             throw ValidationFailure([Diagnostic(loc(root?.mark), "a workflow must be a mapping with a 'nodes' key")])
         }
         var nodesNode: Node?
-        for (k, v) in top {
+        // ComfyUI "API format" JSON: the top level maps node ids straight to {class_type, inputs}.
+        let isAPIFormat = !top.isEmpty && top.allSatisfy { _, v in
+            if case .mapping(let m) = v { return m.contains { $0.key.string == "class_type" } }
+            return false
+        }
+        if isAPIFormat { nodesNode = root }
+        for (k, v) in top where !isAPIFormat {
             guard let key = k.string else { continue }
             switch key {
             case "nodes": nodesNode = v
@@ -138,7 +144,7 @@ public struct WorkflowDocument: Sendable {
                             diags.append(Diagnostic(loc(iv.mark), node: id, input: iname, msg))
                         }
                     }
-                case "title", "_meta", "comment": break
+                case "title", "_meta", "comment", "is_changed": break
                 default:
                     diags.append(Diagnostic(loc(bk.mark), node: id, "unknown key '\(bkey)' (a node has 'type' and 'inputs')"))
                 }

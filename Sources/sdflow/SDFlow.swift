@@ -10,7 +10,7 @@ struct SDFlow: ParsableCommand {
         commandName: "sdflow",
         abstract: "Runs SDXL / SDXL-Lightning workflows written as YAML node graphs, on the CPU.",
         version: "0.1.0",
-        subcommands: [Run.self, Validate.self, Watch.self, ListNodes.self, Bench.self]
+        subcommands: [Run.self, Validate.self, Watch.self, ListNodes.self, Convert.self, Bench.self]
     )
 }
 
@@ -255,6 +255,22 @@ struct ListNodes: ParsableCommand {
                 print(s)
             }
             for o in d.outputs { print("  out \(o.name): \(o.type)") }
+        }
+    }
+}
+
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a workflow (e.g. ComfyUI API-format JSON) as sdflow YAML.")
+    @Argument(help: "The workflow file (ComfyUI \"Save (API)\" JSON or YAML).")
+    var workflow: String
+
+    func run() throws {
+        do {
+            let doc = try WorkflowDocument.load(path: workflow)
+            print(doc.namingLinks(with: builtinRegistry()).yamlText(), terminator: "")
+        } catch let f as ValidationFailure {
+            for d in f.diagnostics { stderrLine("\(d)") }
+            throw ExitCode(Exit.invalid)
         }
     }
 }
