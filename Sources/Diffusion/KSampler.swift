@@ -38,7 +38,7 @@ public enum KSampler {
         var gen = TorchGenerator(seed: settings.seed)
         let noise = gen.randn(count)
         let sigmas = settings.scheduler.sigmas(schedule, steps: settings.steps, denoise: settings.denoise)
-        let latentIn = latent.toFloats().map { $0 * latentScale }
+        let latentIn = latent.toFloats().map { $0 * latentScale }   // process_in (zeros stay zeros)
         guard sigmas.count > 1 else { return latent }
 
         // Noise scaling at the start (ComfyUI EPS.noise_scaling; max_denoise when sigma_0 >= sigma_max).
@@ -65,7 +65,9 @@ public enum KSampler {
             neg = nil
         }
 
-        var stepNoise = TorchGenerator(seed: settings.seed)
+        // Ancestral / LCM noise: a fresh generator seeded with seed + 1 (current ComfyUI on the CPU,
+        // k_diffusion default_noise_sampler).
+        var stepNoise = TorchGenerator(seed: settings.seed &+ 1)
         let shape = latent.shape
         let out = try Sampler.sample(settings.sampler, x: x0, sigmas: sigmas, denoise: { x, sigma, _ in
             let scale = 1 / (sigma * sigma + 1).squareRoot()

@@ -37,6 +37,10 @@ public enum Sampler {
                 for j in 0..<x.count { x[j] = x[j] + ((x[j] - d[j]) / s) * dt }
             case .eulerAncestral:
                 let (down, up) = ancestralStep(s, sNext)
+                if down == 0 {
+                    x = d
+                    break
+                }
                 let dt = down - s
                 for j in 0..<x.count { x[j] = x[j] + ((x[j] - d[j]) / s) * dt }
                 if sNext > 0 {
@@ -47,14 +51,14 @@ public enum Sampler {
                 let t = -logf(s), tNext = -logf(sNext)
                 let h = tNext - t
                 let ratio = expf(-tNext) / expf(-t)
-                let coef = -expm1f(-h)
+                let coef = -expm1f(-h)   // x = ratio * x - expm1(-h) * D
                 if let old = oldDenoised, sNext != 0 {
                     let hLast = t - (-logf(sigmas[i - 1]))
                     let r = hLast / h
                     let a = 1 + 1 / (2 * r), b = 1 / (2 * r)
-                    for j in 0..<x.count { x[j] = ratio * x[j] - coef * (a * d[j] - b * old[j]) }
+                    for j in 0..<x.count { x[j] = ratio * x[j] + coef * (a * d[j] - b * old[j]) }
                 } else {
-                    for j in 0..<x.count { x[j] = ratio * x[j] - coef * d[j] }
+                    for j in 0..<x.count { x[j] = ratio * x[j] + coef * d[j] }
                 }
                 oldDenoised = d
             case .lcm:

@@ -19,8 +19,9 @@ public enum Scheduler: String, CaseIterable, Sendable {
             let minInv = pow(Double(s.sigmaMin), 1 / rho), maxInv = pow(Double(s.sigmaMax), 1 / rho)
             let ramp = torchLinspace(Float(0), Float(1), steps)
             // float32 tensor arithmetic with Python-float scalars (ComfyUI/k-diffusion get_sigmas_karras).
-            let mn = Float(minInv), mx = Float(maxInv)
-            return ramp.map { r in powf(mx + r * (mn - mx), Float(rho)) } + [0]
+            // The Python-float difference is rounded once to float32, as a scalar operand of tensor math.
+            let mx = Float(maxInv), diff = Float(minInv - maxInv)
+            return ramp.map { r in powf(mx + r * diff, Float(rho)) } + [0]
         case .exponential:
             let l = torchLinspace(Float(log(Double(s.sigmaMax))), Float(log(Double(s.sigmaMin))), steps)
             return l.map { expf($0) } + [0]
@@ -100,6 +101,7 @@ enum BetaDistribution {
     static func ppf(_ p: Double, a: Double, b: Double) -> Double {
         if p <= 0 { return 0 }
         if p >= 1 { return 1 }
+        if a == b && p == 0.5 { return 0.5 }   // exact by symmetry (scipy returns exactly 0.5)
         var lo = 0.0, hi = 1.0
         for _ in 0..<200 {
             let mid = (lo + hi) / 2

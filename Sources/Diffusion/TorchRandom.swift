@@ -90,15 +90,72 @@ public struct TorchGenerator: Sendable {
         return out
     }
 
+    /// ATen's `normal_fill_16_AVX2` (mean 0, std 1): radius = sqrt(-2 log(1 - u)), theta = float(2 pi) * u',
+    /// with log / sin / cos as avx_mathfun's Cephes polynomials, fused multiply-adds where torch's build
+    /// contracts them (bit-exact with torch on x86-64; see Tests/Fixtures/sampling/manifest.json).
     static func boxMuller16(_ d: UnsafeMutablePointer<Float>) {
+        let twoPi = Float(2.0 * Double.pi)
         for j in 0..<8 {
-            let u1: Float = 1 - d[j]
-            let u2: Float = d[j + 8]
-            let radius: Float = (-2 * logf(u1)).squareRoot()
-            let theta = Float(2.0 * Double.pi * Double(u2))
-            d[j] = radius * cosf(theta)
-            d[j + 8] = radius * sinf(theta)
+            let radius = (Float(-2) * cephesLog(1 - d[j])).squareRoot()
+            let (s, c) = cephesSinCos(twoPi * d[j + 8])
+            d[j] = radius * c
+            d[j + 8] = radius * s
         }
+    }
+
+    /// avx_mathfun `log256_ps` for one lane (positive finite input).
+    static func cephesLog(_ input: Float) -> Float {
+        if !(input > 0) { return .nan }
+        var x = max(input, Float(bitPattern: 0x0080_0000))
+        let bits = x.bitPattern
+        let imm0 = Int32(bitPattern: bits >> 23)
+        x = Float(bitPattern: (bits & ~UInt32(0x7F80_0000)) | Float(0.5).bitPattern)
+        var e = Float(imm0 - 0x7F) + 1
+        let mask = x < Float(0.707106781186547524)
+        let tmp: Float = mask ? x : 0
+        x = x - 1
+        e = e - (mask ? 1 : 0)
+        x = x + tmp
+        let z = x * x
+        let p: [Float] = [7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1, 1.4249322787E-1,
+                          -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1]
+        var y = p[1].addingProduct(p[0], x)
+        for k in 2..<p.count { y = p[k].addingProduct(y, x) }
+        y = y * x
+        y = (e * Float(-2.12194440e-4)).addingProduct(y, z)
+        y = y - z * 0.5
+        x = x + y
+        x = x + e * Float(0.693359375)
+        return x
+    }
+
+    /// avx_mathfun `sincos256_ps` for one lane: (sin, cos).
+    static func cephesSinCos(_ input: Float) -> (Float, Float) {
+        var signSin = input.sign == .minus
+        var x = abs(input)
+        var j = Int32(x * Float(1.27323954473516))      // truncation, as cvttps
+        j = (j + 1) & ~1
+        let y = Float(j)
+        let swapSin = (j & 4) != 0
+        let poly = (j & 2) == 0
+        x = x.addingProduct(y, Float(-0.78515625))
+        x = x.addingProduct(y, Float(-2.4187564849853515625e-4))
+        x = x.addingProduct(y, Float(-3.77489497744594108e-8))
+        let signCos = ((~(j &- 2)) & 4) != 0
+        signSin = signSin != swapSin
+        let z = x * x
+        var yc = Float(-1.388731625493765E-003).addingProduct(Float(2.443315711809948E-005), z)
+        yc = Float(4.166664568298827E-002).addingProduct(yc, z)
+        yc = yc * z
+        yc = (-(z * 0.5)).addingProduct(yc, z)
+        yc = yc + 1
+        var ys = Float(8.3321608736E-3).addingProduct(Float(-1.9515295891E-4), z)
+        ys = Float(-1.6666654611E-1).addingProduct(ys, z)
+        ys = ys * z
+        ys = x.addingProduct(ys, x)
+        let s = poly ? ys : yc
+        let c = poly ? yc : ys
+        return (signSin ? -s : s, signCos ? -c : c)
     }
 
     mutating func normalDouble() -> Double {
