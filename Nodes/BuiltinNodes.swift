@@ -23,6 +23,8 @@ let builtinDefinitions: [NodeDefinition] = [
     VAEDecodeNode.definition,
     VAEDecodeTiledNode.definition,
     VAEEncodeNode.definition,
+    ControlNetLoaderNode.definition,
+    ControlNetApplyNode.definition,
     LoadImageNode.definition,
     ImageScaleNode.definition,
     CannyNode.definition,
