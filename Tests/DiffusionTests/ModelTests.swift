@@ -118,3 +118,32 @@ import Tensor
         }
     }
 }
+
+@Suite struct RandomWeightTests {
+    /// The shape tables used for full-size benchmarks agree exactly with real diffusers files.
+    @Test func shapeTablesMatchDiffusersFiles() throws {
+        for (sub, shapes) in [("unet", RandomWeights.unetShapes(tinyConfigs.unet)), ("vae", RandomWeights.vaeShapes(tinyConfigs.vae)),
+                              ("text_encoder", RandomWeights.clipShapes(tinyConfigs.clipL)),
+                              ("text_encoder_2", RandomWeights.clipShapes(tinyConfigs.clipG))] {
+            let dir = tinyDir.appendingPathComponent("diffusers").appendingPathComponent(sub)
+            let name = sub.hasPrefix("text") ? "model.safetensors" : "diffusion_pytorch_model.safetensors"
+            let file = try SafeTensorsFile(url: dir.appendingPathComponent(name))
+            var real: [String: [Int]] = [:]
+            for k in file.names where !k.hasSuffix("position_ids") {
+                let key = sub.hasPrefix("text") && !k.hasPrefix("text_model.") && !k.hasPrefix("text_projection") ? "text_model." + k : k
+                real[key] = try file.entry(k).shape
+            }
+            let ours = Dictionary(shapes.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
+            // CLIP-L has no projection in the file; the tiny config names one, which our table then adds.
+            let extra = Set(ours.keys).subtracting(real.keys).filter { $0 != "text_projection.weight" || sub == "text_encoder_2" }
+            #expect(extra.isEmpty, "\(sub): not in the file: \(extra.sorted().prefix(3))")
+            #expect(Set(real.keys).subtracting(ours.keys).isEmpty, "\(sub): missing from the table: \(Set(real.keys).subtracting(ours.keys).sorted().prefix(3))")
+            for (k, s) in real { #expect(ours[k] == s, "\(sub) \(k): \(ours[k] ?? []) vs \(s)") }
+        }
+    }
+
+    @Test func randomModelsBuild() throws {
+        _ = try UNet(config: tinyConfigs.unet, weights: try RandomWeights.weightSet(RandomWeights.unetShapes(tinyConfigs.unet), component: "UNet"))
+        _ = try AutoencoderKL(config: tinyConfigs.vae, weights: try RandomWeights.weightSet(RandomWeights.vaeShapes(tinyConfigs.vae), component: "VAE"))
+    }
+}
