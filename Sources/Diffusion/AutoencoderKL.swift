@@ -16,6 +16,7 @@ struct VAEAttention {
     func callAsFunction(_ x: Tensor) throws -> Tensor {
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let t = try norm(x).permuted([0, 2, 3, 1]).reshaped([b, h * w, c])
+        FlopCounter.add(4 * Double(h * w) * Double(h * w) * Double(c) * Double(b))
         let a = try out(Ops.attention(query: q(t), key: k(t), value: v(t), heads: 1))
         return try Ops.add(a.reshaped([b, h, w, c]).permuted([0, 3, 1, 2]), x)
     }

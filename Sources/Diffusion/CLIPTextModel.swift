@@ -98,6 +98,7 @@ public final class CLIPTextModel: @unchecked Sendable {
         if stopAfter == 0 { hidden = x }
         for (i, layer) in layers.enumerated() {
             let y = try layer.norm1(x)
+            FlopCounter.add(4 * Double(b * l * l) * Double(h))
             let a = try Ops.attention(query: layer.q(y), key: layer.k(y), value: layer.v(y), heads: config.numAttentionHeads, causal: true)
             x = try Ops.add(x, layer.out(a))
             var m = try layer.fc1(layer.norm2(x))

@@ -26,6 +26,7 @@ public struct Linear: Sendable {
     public var outFeatures: Int { weight.shape.count == 2 ? weight.shape[0] : 0 }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        FlopCounter.add(2 * Double(x.count) * Double(outFeatures))
         var y = try Ops.linear(x, weight: weight, bias: bias)
         for p in loras {
             let down = p.down.rank == 4 ? try p.down.reshaped([p.down.shape[0], p.down.shape[1]]) : p.down
@@ -47,6 +48,7 @@ public struct Conv2d: Sendable {
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         var y = try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        FlopCounter.add(2 * Double(y.count) * Double(weight.count / max(1, weight.shape[0])))
         for p in loras {
             let down = p.down.rank == 2 ? try p.down.reshaped(p.down.shape + [1, 1]) : p.down
             let d = try Ops.conv2d(x, weight: down, stride: stride, padding: down.shape[2] == 1 ? .zero : padding)

@@ -46,7 +46,9 @@ struct AttentionLayer {
     func callAsFunction(_ x: Tensor, context: Tensor? = nil, kv: (Tensor, Tensor)? = nil) throws -> Tensor {
         let c = context ?? x
         let (kk, vv) = try kv ?? (k(c), v(c))
-        return try out(Ops.attention(query: q(x), key: kk, value: vv, heads: heads))
+        let qq = try q(x)
+        FlopCounter.add(4 * Double(qq.count) * Double(kk.shape[kk.rank - 2]))
+        return try out(Ops.attention(query: qq, key: kk, value: vv, heads: heads))
     }
 }
 

@@ -276,21 +276,49 @@ struct Convert: ParsableCommand {
 }
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks (kernels).")
-    @Argument(help: "What to measure: kernels.")
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks: kernels, or full-size SDXL components with random weights built in memory.",
+        discussion: "sdflow bench kernels | unet | vae | clip | pipeline  [--width W --height H] [--runs N] [--json]")
+    @Argument(help: "What to measure: kernels, unet, vae, clip, pipeline.")
     var what: String = "kernels"
+    @Option(help: "Image width (unet, vae, pipeline).")
+    var width: Int = 1024
+    @Option(help: "Image height.")
+    var height: Int = 1024
+    @Option(help: "Timed runs per component (the median is reported).")
+    var runs: Int = 3
+    @Option(help: "Compute precision (fp32).")
+    var precision: String = "fp32"
     @Flag(help: "One JSON object per line.")
     var json = false
-    @Flag(help: "Fewer repetitions.")
+    @Flag(help: "Fewer repetitions (kernels).")
     var quick = false
 
     func run() throws {
+        guard precision == "fp32" else {
+            stderrLine("error: --precision \(precision) is not available (fp32)")
+            throw ExitCode(Exit.invalid)
+        }
+        guard width % 8 == 0, height % 8 == 0, width >= 64, height >= 64 else {
+            stderrLine("error: --width and --height must be multiples of 8, at least 64")
+            throw ExitCode(Exit.invalid)
+        }
+        let threads = ProcessInfo.processInfo.activeProcessorCount
+        let log: (String) -> Void = { if !json { stderrLine($0) } }
+        let n = max(1, runs)
+        let result: ModelBench.Result
         switch what {
         case "kernels":
             runKernelBenchmarks(json: json, quick: quick) { print($0) }
+            return
+        case "unet": result = try ModelBench.unet(width: width, height: height, runs: n, log: log)
+        case "vae": result = try ModelBench.vae(width: width, height: height, runs: n, log: log)
+        case "clip": result = try ModelBench.clip(runs: n, log: log)
+        case "pipeline": result = try ModelBench.pipeline(width: width, height: height, runs: n, log: log)
         default:
-            stderrLine("error: unknown benchmark '\(what)' (available: kernels)")
+            stderrLine("error: unknown benchmark '\(what)' (available: kernels, unet, vae, clip, pipeline)")
             throw ExitCode(Exit.invalid)
         }
+        print(ModelBench.report(result, json: json, threads: threads))
     }
 }

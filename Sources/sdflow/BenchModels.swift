@@ -1,0 +1,111 @@
+import Diffusion
+import Foundation
+import Tensor
+
+/// Full-size SDXL components with random weights built in memory (no file), timed against the clock.
+enum ModelBench {
+    struct Result {
+        var component: String
+        var width: Int, height: Int
+        var times: [Double]
+        var flops: Double
+        var extra: [String: Any] = [:]
+    }
+
+    static func peakRSSMB() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+            return kb / 1024
+        }
+        return 0
+    }
+
+    static func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) throws -> Tensor {
+        var g = TorchGenerator(seed: seed)
+        return try Tensor(shape: shape, values: g.randn(shape.reduce(1, *)).map { $0 * scale })
+    }
+
+    static func timed(_ runs: Int, _ body: () throws -> Void) rethrows -> ([Double], Double) {
+        var times: [Double] = []
+        var flops = 0.0
+        for r in 0..<runs {
+            FlopCounter.start()
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            let f = FlopCounter.stop()
+            if r == 0 { flops = f }
+        }
+        return (times, flops)
+    }
+
+    static func unet(width: Int, height: Int, runs: Int, log: (String) -> Void) throws -> Result {
+        log("building the SDXL UNet with random fp16 weights...")
+        let unet = try UNet(config: .sdxl, weights: try RandomWeights.weightSet(RandomWeights.unetShapes(.sdxl), component: "UNet"))
+        let x = try randomTensor([1, 4, height / 8, width / 8], seed: 1)
+        let ctx = try unet.prepare(context: try randomTensor([1, 77, 2048], seed: 2))
+        let pooled = try randomTensor([1, 1280], seed: 3)
+        let ids: [[Float]] = [[Float(height), Float(width), 0, 0, Float(height), Float(width)]]
+        log("timing UNet steps at \(width)x\(height)...")
+        let (times, flops) = try timed(runs) { _ = try unet(x, timesteps: [999], context: ctx, textEmbeds: pooled, timeIds: ids) }
+        return Result(component: "unet", width: width, height: height, times: times, flops: flops)
+    }
+
+    static func vae(width: Int, height: Int, runs: Int, log: (String) -> Void) throws -> Result {
+        log("building the SDXL VAE with random weights...")
+        let vae = try AutoencoderKL(config: .sdxl, weights: try RandomWeights.weightSet(RandomWeights.vaeShapes(.sdxl), component: "VAE", dtype: .f32))
+        let z = try randomTensor([1, 4, height / 8, width / 8], seed: 4)
+        log("timing VAE decodes at \(width)x\(height)...")
+        let (times, flops) = try timed(runs) { _ = try vae.decode(z) }
+        return Result(component: "vae", width: width, height: height, times: times, flops: flops)
+    }
+
+    static func clip(runs: Int, log: (String) -> Void) throws -> Result {
+        log("building both SDXL text encoders with random fp16 weights...")
+        let l = try CLIPTextModel(config: .sdxlCLIPL, weights: try RandomWeights.weightSet(RandomWeights.clipShapes(.sdxlCLIPL), component: "CLIP-L"))
+        let g = try CLIPTextModel(config: .sdxlBigG, weights: try RandomWeights.weightSet(RandomWeights.clipShapes(.sdxlBigG), component: "bigG"))
+        let ids = [[49406] + Array(repeating: 320, count: 20) + [49407] + Array(repeating: 49407, count: 55)]
+        let (times, flops) = try timed(runs) {
+            _ = try l(ids)
+            _ = try g(ids)
+        }
+        return Result(component: "clip", width: 0, height: 0, times: times, flops: flops)
+    }
+
+    /// A 4-step Lightning-style generation: both text encoders, 4 UNet steps (euler, sgm_uniform, cfg 1), VAE decode.
+    static func pipeline(width: Int, height: Int, runs: Int, log: (String) -> Void) throws -> Result {
+        log("building the full SDXL pipeline with random weights...")
+        let unet = try UNet(config: .sdxl, weights: try RandomWeights.weightSet(RandomWeights.unetShapes(.sdxl), component: "UNet"))
+        let vae = try AutoencoderKL(config: .sdxl, weights: try RandomWeights.weightSet(RandomWeights.vaeShapes(.sdxl), component: "VAE", dtype: .f32))
+        let l = try CLIPTextModel(config: .sdxlCLIPL, weights: try RandomWeights.weightSet(RandomWeights.clipShapes(.sdxlCLIPL), component: "CLIP-L"))
+        let g = try CLIPTextModel(config: .sdxlBigG, weights: try RandomWeights.weightSet(RandomWeights.clipShapes(.sdxlBigG), component: "bigG"))
+        let encoder = SDXLTextEncoder(clipL: l, clipG: g, tokenizer: try CLIPTokenizer.shared())
+        log("timing 4-step generations at \(width)x\(height)...")
+        let (times, flops) = try timed(runs) {
+            let cond = try encoder.encode("a fish made out of dendrobium flowers, ultrarealistic, highly detailed, 8k")
+            let latent = try KSampler.sample(unet: unet, prediction: .eps, positive: cond, negative: nil,
+                                             latent: try Tensor.zeros([1, 4, height / 8, width / 8]),
+                                             settings: SamplingSettings(seed: 1, steps: 4, cfg: 1, sampler: .euler, scheduler: .sgmUniform))
+            _ = try vae.decode(latent)
+        }
+        return Result(component: "pipeline", width: width, height: height, times: times, flops: flops)
+    }
+
+    static func report(_ r: Result, json: Bool, threads: Int) -> String {
+        let sorted = r.times.sorted()
+        let median = sorted[sorted.count / 2]
+        let gflops = r.flops / median / 1e9
+        if json {
+            var o: [String: Any] = ["component": r.component, "width": r.width, "height": r.height, "precision": "fp32", "threads": threads,
+                                    "median_s": median, "min_s": sorted.first!, "max_s": sorted.last!, "gflops": gflops.rounded(),
+                                    "tflop": r.flops / 1e12, "peak_rss_mb": peakRSSMB().rounded()]
+            for (k, v) in r.extra { o[k] = v }
+            let d = (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data()
+            return String(decoding: d, as: UTF8.self)
+        }
+        let size = r.width > 0 ? "\(r.width)x\(r.height)" : "77 tokens"
+        return String(format: "%-9@ %-10@ median %8.3fs  min %8.3fs  max %8.3fs  %7.1f GFLOP/s  (%.2f TFLOP)  peak RSS %6.0f MB",
+                      r.component as NSString, size as NSString, median, sorted.first!, sorted.last!, gflops, r.flops / 1e12, peakRSSMB())
+    }
+}
