@@ -40,6 +40,7 @@ extension Ops {
         }
         let d = q.shape[2] / heads, dv = v.shape[2] / heads
         let cq = q.shape[2], cv = v.shape[2]
+        try BLAS.checkDimensions(op, lq, lk, cq, cv)
         let s = scale ?? 1 / Float(d).squareRoot()
         guard s > 0, s.isFinite else { throw TensorError.invalidArgument(op: op, detail: "scale \(s) must be positive") }
         let qf = try floatInput(q, op, "query"), kf = try floatInput(k, op, "key"), vf = try floatInput(v, op, "value")

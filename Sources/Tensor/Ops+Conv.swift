@@ -57,6 +57,7 @@ extension Ops {
         }
         let beta: Float = b == nil ? 0 : 1
         let ck = c * kh * kw
+        try BLAS.checkDimensions(op, o, ck, hwo, hw)
         if c == 0 {
             if b == nil { yp.update(repeating: 0, count: y.count) }
             return y
