@@ -4,6 +4,8 @@ extension Ops {
     /// Default largest score block (queries x keys floats) one attention step materializes: 4 Mi
     /// floats (16 MiB), well under the ~64 MB budget, so a 16384-token VAE mid-block never needs 1 GiB.
     public static let attentionScoreChunkFloats = 4 << 20
+    /// Score block per work item in the per-core attention schedule (2 Mi floats, 8 MiB).
+    static let perCoreScoreFloats = 2 << 20
 
     /// `torch.nn.functional.scaled_dot_product_attention` for multi-head attention in the
     /// "tokens x (heads * headDim)" layout that the projections produce (diffusers `Attention` before
@@ -17,7 +19,7 @@ extension Ops {
     ///   top-left aligned `tril`).
     /// - Returns [B, Lq, H*Dv] f32.
     /// Heads are read in place with strided sgemm (no transposes). Queries are processed in blocks so
-    /// that a block's score matrix holds at most min(`maxScoreFloats`, 2 MiB) floats (at least one
+    /// that a block's score matrix holds at most min(`maxScoreFloats`, 2 Mi) floats (at least one
     /// row); the softmax (with the scale folded in) runs on that block between the two GEMMs. Blocks
     /// of all heads run concurrently, one per core, each with single-threaded sgemm.
     public static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
@@ -38,6 +40,7 @@ extension Ops {
         }
         let d = q.shape[2] / heads, dv = v.shape[2] / heads
         let cq = q.shape[2], cv = v.shape[2]
+        try BLAS.checkDimensions(op, lq, lk, cq, cv)
         let s = scale ?? 1 / Float(d).squareRoot()
         guard s > 0, s.isFinite else { throw TensorError.invalidArgument(op: op, detail: "scale \(s) must be positive") }
         let qf = try floatInput(q, op, "query"), kf = try floatInput(k, op, "key"), vf = try floatInput(v, op, "value")
@@ -47,40 +50,48 @@ extension Ops {
         if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
         let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
         // Work items are (batch, head, query block). Each runs QK^T -> softmax -> PV on one core with
-        // single-threaded sgemm, so its score block stays in that core's cache and no barrier
-        // separates the three steps. Blocks are capped at 512 Ki floats (2 MiB, a core's L2 here)
-        // and at `maxScoreFloats`.
-        let blockFloats = max(1, min(maxScoreFloats, 1 << 19))
+        // single-threaded sgemm, so its score block stays with that core and no barrier separates the
+        // three steps. Blocks hold at most min(`maxScoreFloats`, 2 Mi floats = 8 MiB) scores: large
+        // enough that OpenBLAS repacks K and V rarely, small enough for every core to have one.
+        let blockFloats = max(1, min(maxScoreFloats, perCoreScoreFloats))
         let block = max(1, min(lq, blockFloats / lk))
         let blocksPerHead = (lq + block - 1) / block
         let tasks = bsz * heads * blocksPerHead
-        BLAS.withSingleThreadedBLAS {
-            Parallel.forEach(tasks) { task in
-                let i0 = (task % blocksPerHead) * block
-                let h = (task / blocksPerHead) % heads
-                let b = task / (blocksPerHead * heads)
-                let rows = min(block, lq - i0)
-                let qh = qp + b * lq * cq + h * d
-                let kh = kp + b * lk * cq + h * d
-                let vh = vp + b * lk * cv + h * dv
-                let oh = op_ + b * lq * cv + h * dv
-                ScratchPool.shared.withFloats(rows * lk) { scores in
-                    // scores[rows, lk] = q_block . k^T
-                    BLAS.sgemm(transB: true, m: rows, n: lk, k: d, a: qh + i0 * cq, lda: cq, b: kh, ldb: cq,
-                               c: scores, ldc: lk)
-                    for i in 0..<rows {
-                        let row = scores + i * lk
-                        if causal {
-                            let valid = min(lk, i0 + i + 1)
-                            sdf_softmax_row(row, row, valid, s)
-                            if valid < lk { (row + valid).update(repeating: 0, count: lk - valid) }
-                        } else {
-                            sdf_softmax_row(row, row, lk, s)
-                        }
-                    }
-                    // out_block[rows, dv] = P . v
-                    BLAS.sgemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vh, ldb: cv,
-                               c: oh + i0 * cv, ldc: cv)
+        func run(_ task: Int, _ scores: UnsafeMutablePointer<Float>) {
+            let i0 = (task % blocksPerHead) * block
+            let h = (task / blocksPerHead) % heads
+            let b = task / (blocksPerHead * heads)
+            let rows = min(block, lq - i0)
+            let qh = qp + b * lq * cq + h * d
+            let kh = kp + b * lk * cq + h * d
+            let vh = vp + b * lk * cv + h * dv
+            let oh = op_ + b * lq * cv + h * dv
+            // scores[rows, lk] = q_block . k^T
+            BLAS.sgemm(transB: true, m: rows, n: lk, k: d, a: qh + i0 * cq, lda: cq, b: kh, ldb: cq,
+                       c: scores, ldc: lk)
+            for i in 0..<rows {
+                let row = scores + i * lk
+                if causal {
+                    let valid = min(lk, i0 + i + 1)
+                    sdf_softmax_row(row, row, valid, s)
+                    if valid < lk { (row + valid).update(repeating: 0, count: lk - valid) }
+                } else {
+                    sdf_softmax_row(row, row, lk, s)
+                }
+            }
+            // out_block[rows, dv] = P . v
+            BLAS.sgemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vh, ldb: cv,
+                       c: oh + i0 * cv, ldc: cv)
+        }
+        if tasks < Parallel.cores {
+            // Too few items to give every core one: let OpenBLAS split each GEMM instead.
+            ScratchPool.shared.withFloats(block * lk) { scores in
+                for task in 0..<tasks { run(task, scores) }
+            }
+        } else {
+            BLAS.withSingleThreadedBLAS {
+                Parallel.forEach(tasks) { task in
+                    ScratchPool.shared.withFloats(block * lk) { scores in run(task, scores) }
                 }
             }
         }

@@ -13,7 +13,8 @@ public struct Padding2D: Sendable, Hashable {
 }
 
 extension Ops {
-    /// Upper bound on im2col scratch per chunk (floats): 8 Mi floats = 32 MiB.
+    /// Target im2col scratch per band (floats): 8 Mi floats = 32 MiB, raised to what ~1024 output
+    /// positions need for very deep layers (1280 channels: 11.8 Mi floats).
     public static let im2colChunkFloats = 8 << 20
 
     /// `torch.nn.functional.conv2d(x, weight, bias, stride, padding)` (groups 1, dilation 1), with
@@ -22,7 +23,7 @@ extension Ops {
     /// - x: [N, C, H, W]; weight: [O, C, kh, kw] (f32, or f16/bf16 widened per call); bias: [O] or nil.
     /// - Returns [N, O, Ho, Wo] f32, Ho = (H + top + bottom - kh) / stride + 1.
     /// 1x1 / stride 1 / no padding is one GEMM per image. Otherwise the input is unfolded (im2col) a
-    /// band of output rows at a time into scratch of at most `maxColumnFloats` (at least one row), and each band is one
+    /// band of output rows at a time into scratch of about `maxColumnFloats` (at least one row), and each band is one
     /// sgemm (weight [O, C*kh*kw] x columns) writing straight into the NCHW output (ldc = Ho*Wo).
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1,
                               padding: Padding2D = .zero, maxColumnFloats: Int = im2colChunkFloats) throws -> Tensor {
@@ -56,6 +57,7 @@ extension Ops {
         }
         let beta: Float = b == nil ? 0 : 1
         let ck = c * kh * kw
+        try BLAS.checkDimensions(op, o, ck, hwo, hw)
         if c == 0 {
             if b == nil { yp.update(repeating: 0, count: y.count) }
             return y
@@ -69,7 +71,11 @@ extension Ops {
                 }
                 return
             }
-            let rowsPerChunk = max(1, min(ho, maxColumnFloats / max(ck * wo, 1)))
+            // Bands of at least ~1024 output positions keep the GEMM wide enough to run at full rate
+            // (1280-channel layers would otherwise get bands of ~700 columns); explicit small
+            // `maxColumnFloats` values (tests) are honoured.
+            let minCols = maxColumnFloats >= im2colChunkFloats ? 1024 : 1
+            let rowsPerChunk = max(1, min(ho, max(maxColumnFloats / max(ck * wo, 1), (minCols + wo - 1) / wo)))
             ScratchPool.shared.withFloats(ck * rowsPerChunk * wo) { col in
                 for img in 0..<n {
                     let xi = xp + img * c * hw

@@ -30,4 +30,23 @@ extension Ops {
         }
         return y
     }
+
+    /// `torch.nn.functional.embedding(ids, weight)`: rows of `weight` [V, D] (any float dtype, widened)
+    /// gathered into [ids.count, D] f32. Throws naming the first out-of-range id.
+    public static func embedding(_ ids: [Int], weight: Tensor) throws -> Tensor {
+        let op = "embedding"
+        guard weight.rank == 2 else { throw TensorError.shapeMismatch(op: op, detail: "weight must be [vocab, dim], got \(weight.shape)") }
+        guard weight.dtype.isFloatingPoint else { throw TensorError.unsupportedDType(op: op, dtype: weight.dtype) }
+        let vocab = weight.shape[0], dim = weight.shape[1]
+        if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= vocab }) {
+            throw TensorError.invalidArgument(op: op, detail: "id \(ids[bad]) at position \(bad) outside vocabulary of \(vocab)")
+        }
+        let y = try Tensor.uninitialized([ids.count, dim])
+        let yp = y.f32MutablePointer
+        for (i, id) in ids.enumerated() {
+            Convert.toF32(weight.rawPointer.advanced(by: id * dim * weight.dtype.size), dtype: weight.dtype,
+                          into: yp + i * dim, count: dim)
+        }
+        return y
+    }
 }

@@ -21,6 +21,7 @@ extension Ops {
         let b = try vector(bias, count: outF, op, "bias")
         let xf = try floatInput(x, op, "input")
         let m = x.count / max(inF, 1)
+        try BLAS.checkDimensions(op, m, inF, outF)
         var outShape = x.shape; outShape[outShape.count - 1] = outF
         let y = try Tensor.uninitialized(outShape, dtype: .f32)
         if m == 0 || outF == 0 { return y }

@@ -77,7 +77,14 @@ public enum BLAS {
         return try body()
     }
 
-    /// Row-major C = alpha * op(A) * op(B) + beta * C.
+    /// Throws unless every GEMM dimension / leading dimension fits OpenBLAS's 32-bit `blasint`.
+    static func checkDimensions(_ op: String, _ dims: Int...) throws {
+        for d in dims where d > Int(Int32.max) {
+            throw TensorError.tooLarge(op: op, detail: "GEMM dimension \(d) exceeds OpenBLAS's 32-bit index range")
+        }
+    }
+
+    /// Row-major C = alpha * op(A) * op(B) + beta * C. Callers check sizes with `checkDimensions`.
     @inline(__always) static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                                         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                                         b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,

@@ -44,8 +44,8 @@ public enum SafeTensorsWriter {
             }
         }
         var len = UInt64(header.count).littleEndian
-        try withUnsafeBytes(of: &len) { try put($0.baseAddress!, 8) }
-        try header.withUnsafeBytes { try put($0.baseAddress!, $0.count) }
+        try withUnsafeBytes(of: &len) { b in if let p = b.baseAddress { try put(p, 8) } }
+        try header.withUnsafeBytes { b in if let p = b.baseAddress { try put(p, b.count) } }
         for (_, t) in tensors where t.byteCount > 0 {
             try put(t.rawPointer, t.byteCount)
         }
@@ -61,14 +61,14 @@ public enum SafeTensorsWriter {
 
     /// Convenience: a dictionary, written in sorted name order.
     public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {
-        try write(tensors.keys.sorted().map { ($0, tensors[$0]!) }, metadata: metadata, to: url)
+        try write(tensors.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, metadata: metadata, to: url)
     }
 
     /// The padded JSON header for `tensors`.
     static func headerBytes(_ tensors: [(String, Tensor)], metadata: [String: String]) -> [UInt8] {
         var parts: [String] = []
         if !metadata.isEmpty {
-            let m = metadata.keys.sorted().map { "\(jsonString($0)):\(jsonString(metadata[$0]!))" }.joined(separator: ",")
+            let m = metadata.sorted { $0.key < $1.key }.map { "\(jsonString($0.key)):\(jsonString($0.value))" }.joined(separator: ",")
             parts.append("\"__metadata__\":{\(m)}")
         }
         var offset = 0

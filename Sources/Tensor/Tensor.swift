@@ -60,7 +60,7 @@ public struct Tensor: Sendable {
             throw TensorError.shapeMismatch(op: "Tensor(shape:values:)", detail: "shape \(shape) has \(n) elements, got \(values.count) values")
         }
         let s = TensorStorage(byteCount: n * 4)
-        values.withUnsafeBytes { s.base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        values.withUnsafeBytes { b in if let p = b.baseAddress, b.count > 0 { s.base.copyMemory(from: p, byteCount: b.count) } }
         self.init(unchecked: s, shape: shape, dtype: .f32)
     }
 

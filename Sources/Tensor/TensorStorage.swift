@@ -49,13 +49,15 @@ public final class TensorStorage: @unchecked Sendable {
 /// Why: glibc serves big allocations with fresh mmap'd pages, so every kernel output (tens of MB at
 /// SDXL sizes) would pay a page fault per 4 KiB on first touch - measured here as the dominant cost of
 /// memory-bound kernels. Buffers >= 256 KiB are rounded up to a size class (1/8 steps between powers
-/// of two, <= 12.5% slack) and, when freed, kept for reuse up to `limitBytes` in total.
+/// of two, <= 6.25% slack) and, when freed, kept for reuse up to `limitBytes` in total; when full,
+/// the least recently released buffers are freed to make room.
 public final class BufferCache: @unchecked Sendable {
     public static let shared = BufferCache()
     /// Maximum bytes kept in the cache (default 1 GiB; SDFLOW_BUFFER_CACHE_MB overrides).
     public let limitBytes: Int
     private let lock = NSLock()
-    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    /// Cached buffers, oldest release first.
+    private var order: [(size: Int, pointer: UnsafeMutableRawPointer)] = []
     private var cachedBytes = 0
     static let minCached = 256 << 10
 
@@ -79,8 +81,8 @@ public final class BufferCache: @unchecked Sendable {
         let cls = Self.sizeClass(n)
         if cls >= Self.minCached {
             lock.lock()
-            if var list = free[cls], let p = list.popLast() {
-                free[cls] = list
+            if let i = order.lastIndex(where: { $0.size == cls }) {
+                let p = order.remove(at: i).pointer
                 cachedBytes -= cls
                 lock.unlock()
                 return (p, cls)
@@ -91,24 +93,26 @@ public final class BufferCache: @unchecked Sendable {
     }
 
     func release(_ p: UnsafeMutableRawPointer, capacity: Int) {
-        if capacity >= Self.minCached {
-            lock.lock()
-            if cachedBytes + capacity <= limitBytes {
-                free[capacity, default: []].append(p)
-                cachedBytes += capacity
-                lock.unlock()
-                return
-            }
-            lock.unlock()
+        guard capacity >= Self.minCached, capacity <= limitBytes else { p.deallocate(); return }
+        var evicted: [UnsafeMutableRawPointer] = []
+        lock.lock()
+        // Least recently released buffers make room for this one.
+        while cachedBytes + capacity > limitBytes, !order.isEmpty {
+            let old = order.removeFirst()
+            cachedBytes -= old.size
+            evicted.append(old.pointer)
         }
-        p.deallocate()
+        order.append((capacity, p))
+        cachedBytes += capacity
+        lock.unlock()
+        for e in evicted { e.deallocate() }
     }
 
     /// Frees every cached buffer.
     public func purge() {
         lock.lock()
-        let all = free.values.flatMap { $0 }
-        free.removeAll(); cachedBytes = 0
+        let all = order.map { $0.pointer }
+        order.removeAll(); cachedBytes = 0
         lock.unlock()
         for p in all { p.deallocate() }
     }

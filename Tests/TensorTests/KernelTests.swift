@@ -221,3 +221,20 @@ let eltTol: Float = 1e-5
         #expect(row0[0..<(dim / 2)].allSatisfy { $0 == 1 } && row0[(dim / 2)...].allSatisfy { $0 == 0 })
     }
 }
+
+@Suite struct EmbeddingTests {
+    /// Gathering rows from an f16 table equals torch's exact widening of those rows.
+    @Test func embeddingGathersWidenedRows() throws {
+        let file = try Fixtures.open("linear.safetensors")
+        let table = try file.tensor("f16_bias.weight")          // [33, 40] f16
+        let ids = [0, 32, 5, 5, 17]
+        let y = try Ops.embedding(ids, weight: table)
+        #expect(y.shape == [5, 40])
+        let all = table.toFloats(), got = y.toFloats()
+        for (i, id) in ids.enumerated() {
+            #expect(Array(got[(i * 40)..<((i + 1) * 40)]) == Array(all[(id * 40)..<((id + 1) * 40)]))
+        }
+        #expect(throws: TensorError.self) { try Ops.embedding([0, 33], weight: table) }
+        #expect(throws: TensorError.self) { try Ops.embedding([-1], weight: table) }
+    }
+}

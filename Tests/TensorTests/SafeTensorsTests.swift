@@ -167,6 +167,28 @@ import Tensor
         #expect(throws: SafeTensorsError.tensorNotFound(file: f.path, tensor: "nope")) { try f.tensor("nope") }
     }
 
+    /// A 4 GiB tensor in a sparse file: opening and viewing it must not read it into memory (the
+    /// test would take seconds and 4 GiB of RAM otherwise); elements are read lazily from the mapping.
+    @Test func largeFileIsMappedLazily() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let count = 1 << 31  // f16 elements: 4 GiB
+        let url = try Self.makeFile(dir, "big.safetensors",
+            header: #"{"big":{"dtype":"F16","shape":[\#(count)],"data_offsets":[0,\#(2 * count)]},"__metadata__":{"k":"v"}}"#, data: 16)
+        let fh = try FileHandle(forWritingTo: url)
+        let headerEnd = try fh.seekToEnd() - 16
+        try fh.truncate(atOffset: headerEnd + UInt64(2 * count))
+        try fh.close()
+        let start = Date()
+        let f = try SafeTensorsFile(url: url)
+        let t = try f.tensor("big")
+        #expect(t.shape == [count] && t.dtype == .f16 && f.metadata == ["k": "v"])
+        let tail = try t.slice((count - 4)..<count).toFloats()   // a view near the end: touches one page
+        #expect(tail == [0, 0, 0, 0])
+        #expect(try t.slice(0..<2).toFloats() == [Float(Float16(bitPattern: 0x0707)), Float(Float16(bitPattern: 0x0707))])
+        #expect(Date().timeIntervalSince(start) < 2, "opening a 4 GiB file took too long: not lazy?")
+    }
+
     /// A file whose header length is not a multiple of 8 yields misaligned data; the reader copies
     /// into aligned storage rather than handing out a misaligned Float pointer.
     @Test func unalignedDataIsCopied() throws {
