@@ -27,7 +27,7 @@ public struct Linear: Sendable {
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         FlopCounter.add(2 * Double(x.count) * Double(outFeatures))
-        var y = try Ops.linear(x, weight: weight, bias: bias)
+        var y = try Profiler.measure("linear") { try Ops.linear(x, weight: weight, bias: bias) }
         for p in loras {
             let down = p.down.rank == 4 ? try p.down.reshaped([p.down.shape[0], p.down.shape[1]]) : p.down
             let d = try Ops.linear(x, weight: down)
@@ -47,7 +47,9 @@ public struct Conv2d: Sendable {
     public var loras: [LoRAPatch] = []
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        var y = try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        var y = try Profiler.measure(weight.shape.count == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") {
+            try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        }
         FlopCounter.add(2 * Double(y.count) * Double(weight.count / max(1, weight.shape[0])))
         for p in loras {
             let down = p.down.rank == 2 ? try p.down.reshaped(p.down.shape + [1, 1]) : p.down
@@ -67,7 +69,7 @@ public struct GroupNorm: Sendable {
     public var bias: Tensor
 
     public func callAsFunction(_ x: Tensor, silu: Bool = false) throws -> Tensor {
-        try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: silu)
+        try Profiler.measure("groupnorm") { try Ops.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: silu) }
     }
 }
 
@@ -77,6 +79,6 @@ public struct LayerNorm: Sendable {
     public var bias: Tensor
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps)
+        try Profiler.measure("layernorm") { try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps) }
     }
 }

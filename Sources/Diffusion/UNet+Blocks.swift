@@ -22,11 +22,11 @@ struct ResnetBlock {
         var h = try conv1(norm1(x, silu: true))
         if let timeProj, let embSilu {
             let t = try timeProj(embSilu)
-            h = try Ops.add(h, t.reshaped([t.shape[0], t.shape[1], 1, 1]))
+            h = try Profiler.measure("add") { try Ops.add(h, t.reshaped([t.shape[0], t.shape[1], 1, 1])) }
         }
         h = try conv2(norm2(h, silu: true))
         let s = try shortcut.map { try $0(x) } ?? x
-        return try Ops.add(s, h)
+        return try Profiler.measure("add") { try Ops.add(s, h) }
     }
 }
 
@@ -48,7 +48,8 @@ struct AttentionLayer {
         let (kk, vv) = try kv ?? (k(c), v(c))
         let qq = try q(x)
         FlopCounter.add(4 * Double(qq.count) * Double(kk.shape[kk.rank - 2]))
-        return try out(Ops.attention(query: qq, key: kk, value: vv, heads: heads))
+        let a = try Profiler.measure(context == nil ? "attention-self" : "attention-cross") { try Ops.attention(query: qq, key: kk, value: vv, heads: heads) }
+        return try out(a)
     }
 }
 
@@ -75,9 +76,14 @@ struct TransformerBlock {
     func callAsFunction(_ x: Tensor, context: Tensor, kv: [(Tensor, Tensor)]?) throws -> Tensor {
         var h = x
         let n1 = try norm1(h)
-        h = try Ops.add(h, attn1(n1))
-        h = try Ops.add(h, attn2(norm2(h), context: context, kv: kv?[crossIndex]))
-        h = try Ops.add(h, ffOut(Ops.geglu(ffIn(norm3(h)))))
+        let a1 = try attn1(n1)
+        h = try Profiler.measure("add") { try Ops.add(h, a1) }
+        let a2 = try attn2(norm2(h), context: context, kv: kv?[crossIndex])
+        h = try Profiler.measure("add") { try Ops.add(h, a2) }
+        let f1 = try ffIn(norm3(h))
+        let g = try Profiler.measure("geglu") { try Ops.geglu(f1) }
+        let f2 = try ffOut(g)
+        h = try Profiler.measure("add") { try Ops.add(h, f2) }
         return h
     }
 }
@@ -110,12 +116,12 @@ struct SpatialTransformer {
     func callAsFunction(_ x: Tensor, context: Tensor, kv: [(Tensor, Tensor)]?) throws -> Tensor {
         let (b, c, hh, ww) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         var h = try norm(x)
-        h = try h.permuted([0, 2, 3, 1]).reshaped([b, hh * ww, c])
+        h = try Profiler.measure("permute") { try h.permuted([0, 2, 3, 1]).reshaped([b, hh * ww, c]) }
         h = try projIn(h)
         for blk in blocks { h = try blk(h, context: context, kv: kv) }
         h = try projOut(h)
-        h = try h.reshaped([b, hh, ww, c]).permuted([0, 3, 1, 2])
-        return try Ops.add(h, x)
+        h = try Profiler.measure("permute") { try h.reshaped([b, hh, ww, c]).permuted([0, 3, 1, 2]) }
+        return try Profiler.measure("add") { try Ops.add(h, x) }
     }
 
     /// Every block's cross-attention K and V for a text context, in `crossIndex` order.

@@ -166,10 +166,11 @@ public final class UNet: @unchecked Sendable {
         for lvl in up {
             for j in 0..<lvl.resnets.count {
                 guard let s = skips.popLast() else { throw ModelError.invalidInput("UNet: skip connections exhausted") }
-                h = try lvl.resnets[j](Ops.concat([h, s], dim: 1), embSilu)
+                let cat = try Profiler.measure("concat") { try Ops.concat([h, s], dim: 1) }
+                h = try lvl.resnets[j](cat, embSilu)
                 if !lvl.attentions.isEmpty { h = try lvl.attentions[j](h, context: ctx, kv: kv) }
             }
-            if let us = lvl.upsample { h = try us(Ops.upsampleNearest2x(h)) }
+            if let us = lvl.upsample { h = try us(Profiler.measure("upsample") { try Ops.upsampleNearest2x(h) }) }
         }
         return try convOut(normOut(h, silu: true))
     }

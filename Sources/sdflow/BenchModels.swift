@@ -36,6 +36,12 @@ enum ModelBench {
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             let f = FlopCounter.stop()
             if r == 0 { flops = f }
+            if Profiler.enabled {
+                let parts = Profiler.take()
+                let total = parts.reduce(0) { $0 + $1.1 }
+                FileHandle.standardError.write(Data(("profile: " + parts.map { String(format: "%@ %.2fs", $0.0 as NSString, $0.1) }.joined(separator: ", ")
+                    + String(format: " (layers %.2fs of %.2fs)\n", total, times.last!)).utf8))
+            }
         }
         return (times, flops)
     }
