@@ -379,7 +379,10 @@ def main():
                 e2e[f"{key}.step{i}.control.mid"] = ctl[-1]
         same_as_a = bool(torch.equal(latent_out, sampling_ref["a.latent"]))
         cases[key] = {"chain": chain_rec, "sigmas": msf.fl(sigmas), "timesteps": log["timesteps"],
-                      "active_per_step": log["active"], "png": f"{key}.png",
+                      "active_per_step": log["active"],
+                      "sigma_ties_boundary_per_step": [[bool(float(sigmas[i]) in c["timestep_range"]) for c in chain]
+                                                       for i in range(len(sigmas) - 1)],
+                      "png": f"{key}.png",
                       "latent_absmax": float(latent_out.abs().max()),
                       "max_abs_diff_vs_sampling_case_a_latent": float((latent_out - sampling_ref["a.latent"]).abs().max()),
                       "identical_to_sampling_case_a": same_as_a}
