@@ -27,7 +27,9 @@ public struct Linear: Sendable {
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         FlopCounter.add(2 * Double(x.count) * Double(outFeatures))
-        var y = try Profiler.measure("linear") { try Ops.linear(x, weight: weight, bias: bias) }
+        var y = try Profiler.measure(Profiler.enabled ? "linear M=\(x.count / max(1, inFeatures)) K=\(inFeatures) N=\(outFeatures) \(weight.dtype)" : "linear") {
+            try Ops.linear(x, weight: weight, bias: bias)
+        }
         for p in loras {
             let down = p.down.rank == 4 ? try p.down.reshaped([p.down.shape[0], p.down.shape[1]]) : p.down
             let d = try Ops.linear(x, weight: down)
