@@ -1,7 +1,7 @@
 /// Fully connected layer.
 extension Ops {
     /// Size of the band of an f16/bf16 linear weight widened at a time (floats).
-    public static let linearWeightBandFloats = 1 << 20
+    public static let linearWeightBandFloats = 1 << 24
 
     /// `torch.nn.functional.linear(x, weight, bias)`: y = x W^T + b.
     ///
@@ -45,8 +45,12 @@ extension Ops {
             var n0 = 0
             while n0 < outF {
                 let rows = min(bandRows, outF - n0)
-                Convert.toF32(weight.rawPointer.advanced(by: n0 * inF * weight.dtype.size), dtype: weight.dtype,
-                              into: wf, count: rows * inF)
+                // Widened on every core: a single-threaded conversion would leave the other cores idle.
+                let src = weight.rawPointer.advanced(by: n0 * inF * weight.dtype.size)
+                let es = weight.dtype.size, dt = weight.dtype
+                Parallel.chunks(rows * inF, minChunk: 1 << 16) { r in
+                    Convert.toF32(src.advanced(by: r.lowerBound * es), dtype: dt, into: wf + r.lowerBound, count: r.count)
+                }
                 BLAS.sgemm(transB: true, m: m, n: rows, k: inF, a: xf.f32Pointer, lda: inF, b: wf, ldb: inF,
                            beta: beta, c: y.f32MutablePointer + n0, ldc: outF)
                 n0 += rows
