@@ -14,7 +14,13 @@ enum CLIPEncodeNode {
     ) { ctx in
         let clip = try ctx.object("clip", as: CLIPValue.self)
         let text = try ctx.string("text")
-        do { return [.object(ConditioningValue(try clip.encoder.encode(text)))] } catch { throw modelError(error, input: "text") }
+        do {
+            let cond = try clip.encoder.encode(text)
+            // Memory: the encoders' mapped pages leave the resident set once the prompt is encoded.
+            clip.encoder.clipL.releaseResidentPages()
+            clip.encoder.clipG.releaseResidentPages()
+            return [.object(ConditioningValue(cond))]
+        } catch { throw modelError(error, input: "text") }
     }
 }
 
@@ -63,6 +69,7 @@ enum KSamplerNode {
                                           positive: positive, negative: negative, latent: latent, settings: settings) { step, total in
                 try ctx.progress(step: step, total: total)
             }
+            model.unet.releaseResidentPages()
             return [.object(LatentValue(out))]
         } catch { throw modelError(error, input: "model") }
     }

@@ -98,6 +98,31 @@ enum ModelBench {
         return Result(component: "pipeline", width: width, height: height, times: times, flops: flops)
     }
 
+    /// Opens a single-file checkpoint (memory-mapped, every key checked): seconds and resident memory.
+    static func load(file: String, json: Bool) throws -> String {
+        let before = currentRSSMB()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let c = try SDXLLoader.loadSingleFile(URL(fileURLWithPath: file))
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+        let after = currentRSSMB()
+        let size = ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.doubleValue ?? 0) / 1e6
+        _ = c
+        if json {
+            let o: [String: Any] = ["component": "load", "file_mb": size.rounded(), "seconds": seconds, "rss_before_mb": before.rounded(),
+                                    "rss_after_mb": after.rounded(), "peak_rss_mb": peakRSSMB().rounded()]
+            return String(decoding: (try? JSONSerialization.data(withJSONObject: o, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+        }
+        return String(format: "load  %.0f MB file in %.2fs; resident %.0f MB before, %.0f MB after, peak %.0f MB", size, seconds, before, after, peakRSSMB())
+    }
+
+    static func currentRSSMB() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
+        }
+        return 0
+    }
+
     static func report(_ r: Result, json: Bool, threads: Int) -> String {
         let sorted = r.times.sorted()
         let median = sorted[sorted.count / 2]

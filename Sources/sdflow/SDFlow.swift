@@ -293,6 +293,8 @@ struct Bench: ParsableCommand {
     var json = false
     @Flag(help: "Fewer repetitions (kernels).")
     var quick = false
+    @Option(help: "A single-file SDXL checkpoint (bench load).")
+    var file: String?
 
     func run() throws {
         guard precision == "fp32" else {
@@ -311,12 +313,19 @@ struct Bench: ParsableCommand {
         case "kernels":
             runKernelBenchmarks(json: json, quick: quick) { print($0) }
             return
+        case "load":
+            guard let file else {
+                stderrLine("error: bench load needs --file CHECKPOINT")
+                throw ExitCode(Exit.invalid)
+            }
+            print(try ModelBench.load(file: file, json: json))
+            return
         case "unet": result = try ModelBench.unet(width: width, height: height, runs: n, log: log)
         case "vae": result = try ModelBench.vae(width: width, height: height, runs: n, log: log)
         case "clip": result = try ModelBench.clip(runs: n, log: log)
         case "pipeline": result = try ModelBench.pipeline(width: width, height: height, runs: n, log: log)
         default:
-            stderrLine("error: unknown benchmark '\(what)' (available: kernels, unet, vae, clip, pipeline)")
+            stderrLine("error: unknown benchmark '\(what)' (available: kernels, unet, vae, clip, pipeline, load)")
             throw ExitCode(Exit.invalid)
         }
         print(ModelBench.report(result, json: json, threads: threads))
