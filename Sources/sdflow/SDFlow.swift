@@ -293,6 +293,8 @@ struct Bench: ParsableCommand {
     var json = false
     @Flag(help: "Fewer repetitions (kernels).")
     var quick = false
+    @Option(help: "Channels (bench conv).")
+    var channels: Int = 128
     @Option(help: "A single-file SDXL checkpoint (bench load).")
     var file: String?
 
@@ -319,6 +321,20 @@ struct Bench: ParsableCommand {
                 throw ExitCode(Exit.invalid)
             }
             print(try ModelBench.load(file: file, json: json))
+            return
+        case "conv":
+            // A single 3x3 conv, C -> C at width x height (one image), timed: --width/--height and --channels.
+            let x = try ModelBench.randomTensor([1, channels, height, width], seed: 1)
+            let w = try ModelBench.randomTensor([channels, channels, 3, 3], seed: 2, scale: 0.05)
+            var times: [Double] = []
+            for _ in 0..<n {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try Ops.conv2d(x, weight: w, padding: Padding2D(1))
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            let flops = 2.0 * Double(channels * channels * 9) * Double(width * height)
+            let med = times.sorted()[times.count / 2]
+            print(String(format: "conv3x3 %d->%d @%dx%d  median %.4fs  %.1f GFLOP/s", channels, channels, width, height, med, flops / med / 1e9))
             return
         case "unet": result = try ModelBench.unet(width: width, height: height, runs: n, log: log)
         case "vae": result = try ModelBench.vae(width: width, height: height, runs: n, log: log)

@@ -1,0 +1,84 @@
+import Foundation
+
+extension Ops {
+    /// The shifted-GEMM 3x3 convolution is used for stride-1, padding-1 3x3 convs unless
+    /// `SDFLOW_CONV_IM2COL=1` (kept for A/B measurements).
+    static let shiftedConv3x3 = ProcessInfo.processInfo.environment["SDFLOW_CONV_IM2COL"] != "1"
+
+    /// A 3x3, stride 1, padding 1 convolution without im2col: the input is copied once into a zero-padded
+    /// plane per channel with rows of W + 2, so every tap (dy, dx) of the kernel is the same plane read at
+    /// a flat offset dy * (W + 2) + dx. Each band of output rows is then 9 sgemms ([O, C] tap weights x
+    /// [C, rows * (W + 2)] shifted input, accumulating), computed on a grid with two spare columns per row
+    /// that are dropped when the band is written out (NCHW, + bias). Bands run on all cores.
+    static func conv3x3Shifted(_ xp: UnsafePointer<Float>, n: Int, c: Int, h: Int, w: Int, weight: Tensor, o: Int,
+                               bias: UnsafePointer<Float>?, into yp: UnsafeMutablePointer<Float>) {
+        let wp2 = w + 2
+        let plane = (h + 2) * wp2 + 2
+        let tapCount = o * c
+        ScratchPool.shared.withFloats(9 * tapCount) { taps in
+            ScratchPool.shared.withFloats(9 * tapCount) { wf in
+                let src = weight.rawPointer, dt = weight.dtype, es = dt.size
+                Parallel.chunks(9 * tapCount, minChunk: 1 << 16) { r in
+                    Convert.toF32(src.advanced(by: r.lowerBound * es), dtype: dt, into: wf + r.lowerBound, count: r.count)
+                }
+                // [O, C, 3, 3] -> [9][O][C]
+                Parallel.chunks(o, minChunk: 8) { r in
+                    for oi in r {
+                        for ci in 0..<c {
+                            let s = wf + (oi * c + ci) * 9
+                            for t in 0..<9 { taps[t * tapCount + oi * c + ci] = s[t] }
+                        }
+                    }
+                }
+            }
+            ScratchPool.shared.withFloats(c * plane) { pad in
+                // Band height: about 2 MB of output per band, and at least two bands per core when the image allows.
+                let byCache = max(1, (1 << 19) / max(1, o * wp2))
+                let byCores = max(1, (h + 2 * Parallel.cores - 1) / (2 * Parallel.cores))
+                let rowsPerBand = max(1, min(byCache, byCores))
+                let bands = (h + rowsPerBand - 1) / rowsPerBand
+                for img in 0..<n {
+                    let x0 = xp + img * c * h * w
+                    Parallel.chunks(c, minChunk: max(1, 4096 / max(1, h * w))) { r in
+                        for ci in r {
+                            let p = pad + ci * plane
+                            p.update(repeating: 0, count: wp2)
+                            for y in 0..<h {
+                                let row = p + (y + 1) * wp2
+                                row[0] = 0
+                                (row + 1).update(from: x0 + (ci * h + y) * w, count: w)
+                                row[w + 1] = 0
+                            }
+                            (p + (h + 1) * wp2).update(repeating: 0, count: wp2 + 2)
+                        }
+                    }
+                    let y0p = yp + img * o * h * w
+                    let body: (Int) -> Void = { bi in
+                        let y0 = bi * rowsPerBand, rows = min(rowsPerBand, h - y0)
+                        let nn = rows * wp2
+                        ScratchPool.shared.withFloats(o * nn) { band in
+                            for t in 0..<9 {
+                                let dy = t / 3, dx = t % 3
+                                BLAS.sgemm(m: o, n: nn, k: c, a: taps + t * tapCount, lda: c,
+                                           b: pad + (y0 + dy) * wp2 + dx, ldb: plane, beta: t == 0 ? 0 : 1, c: band, ldc: nn)
+                            }
+                            for oi in 0..<o {
+                                let bv = bias?[oi] ?? 0
+                                for r in 0..<rows {
+                                    let s = band + oi * nn + r * wp2
+                                    let d = y0p + (oi * h + y0 + r) * w
+                                    for x in 0..<w { d[x] = s[x] + bv }
+                                }
+                            }
+                        }
+                    }
+                    if bands >= 2 * Parallel.cores {
+                        BLAS.withSingleThreadedBLAS { Parallel.forEach(bands, body) }
+                    } else {
+                        for bi in 0..<bands { body(bi) }
+                    }
+                }
+            }
+        }
+    }
+}
