@@ -18,6 +18,7 @@ let builtinDefinitions: [NodeDefinition] = [
     LoraLoaderNode.definition,
     ModelSamplingDiscreteNode.definition,
     CLIPEncodeNode.definition,
+    CLIPTextEncodeSDXLNode.definition,
     EmptyLatentImageNode.definition,
     KSamplerNode.definition,
     VAEDecodeNode.definition,

@@ -24,6 +24,30 @@ enum CLIPEncodeNode {
     }
 }
 
+/// CLIPTextEncodeSDXL: separate prompts for bigG (text_g) and CLIP-L (text_l), with explicit size conditioning.
+enum CLIPTextEncodeSDXLNode {
+    static let definition = NodeDefinition(
+        name: "CLIPTextEncodeSDXL", category: "conditioning",
+        summary: "SDXL prompt with separate text for each encoder and explicit size/crop/target conditioning.",
+        inputs: [.link("clip", .clip), .int("width", default: 1024, min: 0, max: 16384), .int("height", default: 1024, min: 0, max: 16384),
+                 .int("crop_w", default: 0, min: 0, max: 16384), .int("crop_h", default: 0, min: 0, max: 16384),
+                 .int("target_width", default: 1024, min: 0, max: 16384), .int("target_height", default: 1024, min: 0, max: 16384),
+                 .string("text_g", default: ""), .string("text_l", default: "")],
+        outputs: [OutputSpec("conditioning", .conditioning)], isHeavy: true
+    ) { ctx in
+        let clip = try ctx.object("clip", as: CLIPValue.self)
+        do {
+            var cond = try clip.encoder.encode(textG: try ctx.string("text_g"), textL: try ctx.string("text_l"))
+            cond.size = SizeConditioning(width: try ctx.int("width"), height: try ctx.int("height"), cropW: try ctx.int("crop_w"),
+                                         cropH: try ctx.int("crop_h"), targetWidth: try ctx.int("target_width"),
+                                         targetHeight: try ctx.int("target_height"))
+            clip.encoder.clipL.releaseResidentPages()
+            clip.encoder.clipG.releaseResidentPages()
+            return [.object(ConditioningValue(cond))]
+        } catch { throw modelError(error, input: "text_g") }
+    }
+}
+
 /// EmptyLatentImage: zeros [batch, 4, height/8, width/8].
 enum EmptyLatentImageNode {
     static let definition = NodeDefinition(

@@ -16,8 +16,20 @@ public struct SDXLTextEncoder: Sendable {
     }
 
     public func encode(_ text: String) throws -> Conditioning {
-        let windowsL = tokenizer.tokenizeWithWeights(text, padWith: CLIPTokenizer.endToken)
-        let windowsG = tokenizer.tokenizeWithWeights(text, padWith: 0)
+        try encode(textG: text, textL: text)
+    }
+
+    /// Separate prompts for the two encoders (ComfyUI's CLIPTextEncodeSDXL): when their window counts
+    /// differ, the shorter side is extended with windows of the empty prompt.
+    public func encode(textG: String, textL: String) throws -> Conditioning {
+        var windowsL = tokenizer.tokenizeWithWeights(textL, padWith: CLIPTokenizer.endToken)
+        var windowsG = tokenizer.tokenizeWithWeights(textG, padWith: 0)
+        if windowsL.count != windowsG.count {
+            let emptyL = tokenizer.tokenizeWithWeights("", padWith: CLIPTokenizer.endToken)
+            let emptyG = tokenizer.tokenizeWithWeights("", padWith: 0)
+            while windowsL.count < windowsG.count { windowsL += emptyL }
+            while windowsG.count < windowsL.count { windowsG += emptyG }
+        }
         let (l, _) = try Self.encodeWindows(clipL, windowsL, pad: CLIPTokenizer.endToken)
         let (g, pooled) = try Self.encodeWindows(clipG, windowsG, pad: 0)
         let cut = min(l.shape[1], g.shape[1])

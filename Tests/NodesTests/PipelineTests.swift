@@ -99,3 +99,35 @@ func loadGraph(_ path: URL, sets: [String] = []) throws -> Graph {
         #expect(latent.deletingLastPathComponent().lastPathComponent == "latents")
     }
 }
+
+@Suite struct SizeConditioningTests {
+    /// CLIPTextEncodeSDXL's explicit sizes reach the UNet: a different target size changes the result,
+    /// and the latent-derived default equals explicit sizes of latent x 8.
+    @Test func explicitSizesMatchTheDefaultAndMatter() throws {
+        func yaml(_ cond: String) -> String {
+            """
+            nodes:
+              c: {type: CheckpointLoader, inputs: {ckpt_name: ../sdxl-tiny/sdxl_tiny.safetensors, config_name: ../sdxl-tiny/diffusers}}
+              p: \(cond)
+              l: {type: EmptyLatentImage, inputs: {width: 64, height: 64}}
+              k: {type: KSampler, inputs: {model: $c.model, positive: $p.conditioning, latent_image: $l.latent, seed: 3, steps: 2, cfg: 1,
+                                           sampler_name: euler, scheduler: sgm_uniform}}
+              o: {type: SaveLatent, inputs: {samples: $k.latent}}
+            """
+        }
+        func latent(_ y: String) throws -> [Float] {
+            let doc = try WorkflowDocument.parse(yaml: y, path: workflowsDir.appendingPathComponent("s.yaml").path)
+            let g = try Validator.validate(doc, registry: builtinRegistry(), files: FileSearch(baseDirectory: workflowsDir, modelDirectories: []))
+            let ex = Executor(registry: builtinRegistry())
+            let r = ex.run(g, options: ExecutionOptions(outputDirectory: tempFolder()))
+            #expect(!r.failed, "\(r.records.compactMap(\.message))")
+            guard case .object(let p)? = ex.memory.get(Executor.signatures(g)["k"]!)?.first, let l = p as? LatentValue else { return [] }
+            return l.samples.toFloats()
+        }
+        let plain = try latent(yaml("{type: CLIPEncode, inputs: {clip: $c.clip, text: a red fox}}"))
+        let explicit = try latent(yaml("{type: CLIPTextEncodeSDXL, inputs: {clip: $c.clip, text_g: a red fox, text_l: a red fox, width: 64, height: 64, target_width: 64, target_height: 64}}"))
+        let other = try latent(yaml("{type: CLIPTextEncodeSDXL, inputs: {clip: $c.clip, text_g: a red fox, text_l: a red fox, width: 1024, height: 1024, target_width: 64, target_height: 64}}"))
+        #expect(!plain.isEmpty && plain == explicit)
+        #expect(plain != other)
+    }
+}
