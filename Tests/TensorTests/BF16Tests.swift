@@ -89,8 +89,12 @@ func rms(_ t: Tensor) -> Float {
             let y = try BF16Backend.withTier(tier) { try Ops.linearBF16(x, weight: packed, bias: b) }
             expectBF16Close(y, ref, "linear \(lead)x\(k)->\(n) \(dt) tier \(tier)")
         }
-        let y0 = try BF16Backend.withTier(0) { try Ops.linearBF16(x, weight: packed, bias: b) }
-        expectIdentical(y0, ref, "linear tier 0 fallback")
+        // Tier 0 = Ops.linear bit for bit. Both run with one OpenBLAS thread: concurrent tests
+        // (attention) change OpenBLAS's thread count, and with it sgemm's summation order.
+        try BLAS.withSingleThreadedBLAS {
+            let y0 = try BF16Backend.withTier(0) { try Ops.linearBF16(x, weight: packed, bias: b) }
+            expectIdentical(y0, try Ops.linear(x, weight: w, bias: b), "linear tier 0 fallback")
+        }
     }
 
     @Test func linearExactOnSmallIntegers() throws {
@@ -139,10 +143,12 @@ func rms(_ t: Tensor) -> Float {
             }
             expectIdentical(y2, y, "conv \(caseIndex) tier \(tier) small bands")
         }
-        let y0 = try BF16Backend.withTier(0) {
-            try Ops.conv2dBF16(x, weight: packed, kernel: (kh, kw), bias: b, stride: stride, padding: pad)
+        try BLAS.withSingleThreadedBLAS {
+            let y0 = try BF16Backend.withTier(0) {
+                try Ops.conv2dBF16(x, weight: packed, kernel: (kh, kw), bias: b, stride: stride, padding: pad)
+            }
+            expectIdentical(y0, try Ops.conv2d(x, weight: wt, bias: b, stride: stride, padding: pad), "conv tier 0 fallback")
         }
-        expectIdentical(y0, ref, "conv tier 0 fallback")
     }
 
     @Test func conv2dExactOnSmallIntegers() throws {
@@ -188,8 +194,10 @@ func rms(_ t: Tensor) -> Float {
             }
             expectIdentical(y2, y, "attention \(caseIndex) tier \(tier) small query blocks")
         }
-        let y0 = try BF16Backend.withTier(0) { try Ops.attentionBF16(query: q, key: k, value: v, heads: h, causal: causal) }
-        expectIdentical(y0, ref, "attention tier 0 fallback")
+        try BLAS.withSingleThreadedBLAS {
+            let y0 = try BF16Backend.withTier(0) { try Ops.attentionBF16(query: q, key: k, value: v, heads: h, causal: causal) }
+            expectIdentical(y0, try Ops.attention(query: q, key: k, value: v, heads: h, causal: causal), "attention tier 0 fallback")
+        }
     }
 
     /// Runs the bf16 micro-benchmark when SDFLOW_BENCH=1 (release build:
