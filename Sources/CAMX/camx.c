@@ -1,0 +1,521 @@
+// See include/camx.h. Loop nest per call (one thread, one block of C):
+//   MB rows at a time (1024): for each KC slice of K (512): the MB x KC slice of A is converted to bf16
+//   once into a per-thread buffer (1 MiB, L2); then for NC columns (256), MC rows (64), each pair of
+//   16-column B panels (2 x 16 x 512 bf16 = 32 KiB, kept in L1 while MC/32 row blocks use it), the
+//   micro-kernel updates 32 x 32 outputs (2 x 2 AMX tiles, or 4 x (8 x 32) AVX512-BF16 blocks).
+// C stays in memory between KC slices (loaded into tiles at the start of a slice, stored at its end).
+// Edge blocks (rows not a multiple of 32, columns not a multiple of 16) go through a per-thread
+// padded copy of C.
+#include "camx.h"
+#include <cpuid.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <immintrin.h>
+
+#ifndef SDF_KC
+#define SDF_KC 512
+#endif
+#ifndef SDF_MC
+#define SDF_MC 64
+#endif
+#ifndef SDF_MB
+#define SDF_MB 1024
+#endif
+#ifndef SDF_NC
+#define SDF_NC 256
+#endif
+
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16,avx512bw,avx512vl")))
+#define AVX_TARGET __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int round_up(int a, int m) { return (a + m - 1) / m * m; }
+
+// ---------------------------------------------------------------------------------------------
+// Detection
+
+static int g_hw_tier = -1, g_tier = -1;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+static void detect(void) {
+    unsigned a, b, c, d;
+    int hw = 0;
+    if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27))) {          // OSXSAVE
+        uint64_t xcr0 = xgetbv0();
+        int os_avx512 = (xcr0 & 0xe6) == 0xe6;                          // SSE, AVX, opmask, ZMM
+        int os_amx = (xcr0 & (3ull << 17)) == (3ull << 17);             // XTILECFG, XTILEDATA
+        unsigned b7 = 0, d7 = 0, a71 = 0;
+        if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) { b7 = b; d7 = d; }
+        if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) a71 = a;
+        int avx512f = (b7 >> 16) & 1, avx512bw = (b7 >> 30) & 1, avx512vl = (b7 >> 31) & 1;
+        int avx512bf16 = (a71 >> 5) & 1;
+        int amx_bf16 = (d7 >> 22) & 1, amx_tile = (d7 >> 24) & 1;
+        if (os_avx512 && avx512f && avx512bw && avx512vl && avx512bf16) {
+            hw = 1;
+            if (os_amx && amx_tile && amx_bf16) {
+                // ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 (process-wide permission).
+                if (syscall(SYS_arch_prctl, 0x1023, 18) == 0) hw = 2;
+            }
+        }
+    }
+    g_hw_tier = hw;
+    int t = hw;
+    const char *e = getenv("SDFLOW_BF16_TIER");
+    if (e) {
+        int want = hw;
+        if (!strcmp(e, "none") || !strcmp(e, "0")) want = 0;
+        else if (!strcmp(e, "avx512") || !strcmp(e, "1")) want = 1;
+        else if (!strcmp(e, "amx") || !strcmp(e, "2")) want = 2;
+        t = want < hw ? want : hw;
+    }
+    g_tier = t;
+}
+
+int sdf_amx_init(void) { pthread_once(&g_once, detect); return g_tier; }
+int sdf_bf16_hw_tier(void) { pthread_once(&g_once, detect); return g_hw_tier; }
+
+// ---------------------------------------------------------------------------------------------
+// Conversions
+
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t u; memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+static inline float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu, u;
+    if (e == 0) {
+        float v = (float)m * 5.9604644775390625e-8f;
+        memcpy(&u, &v, 4); u |= sign;
+    } else if (e == 31) {
+        u = sign | 0x7f800000u | (m << 13);
+    } else {
+        u = sign | ((e + 112u) << 23) | (m << 13);
+    }
+    float f; memcpy(&f, &u, 4); return f;
+}
+
+// n fp32 -> bf16 (nearest even), AVX-512 BF16.
+AVX_TARGET static void cvt_row_avx(const float *src, uint16_t *dst, int n) {
+    int j = 0;
+    for (; j + 32 <= n; j += 32) {
+        __m512 lo = _mm512_loadu_ps(src + j), hi = _mm512_loadu_ps(src + j + 16);
+        _mm512_storeu_si512((void *)(dst + j), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+    if (j < n) {
+        int r = n - j;
+        __mmask16 mlo = (__mmask16)(r >= 16 ? 0xffff : ((1u << r) - 1));
+        __mmask16 mhi = (__mmask16)(r <= 16 ? 0 : ((1u << (r - 16)) - 1));
+        __m512 lo = _mm512_maskz_loadu_ps(mlo, src + j), hi = _mm512_maskz_loadu_ps(mhi, src + j + 16);
+        __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        _mm512_mask_storeu_epi16(dst + j, (__mmask32)(r >= 32 ? 0xffffffffu : ((1u << r) - 1)), v);
+    }
+}
+
+// One row of a weight (dtype 0/1/2), n elements, to bf16.
+static void cvt_row(const void *src, int dtype, uint16_t *dst, int n) {
+    if (dtype == 2) { memcpy(dst, src, (size_t)n * 2); return; }
+    if (dtype == 1) {
+        const uint16_t *s = (const uint16_t *)src;
+        for (int j = 0; j < n; j++) dst[j] = f32_to_bf16(f16_to_f32(s[j]));
+        return;
+    }
+    if (sdf_bf16_hw_tier() >= 1) { cvt_row_avx((const float *)src, dst, n); return; }
+    const float *s = (const float *)src;
+    for (int j = 0; j < n; j++) dst[j] = f32_to_bf16(s[j]);
+}
+
+static inline float load_any(const void *w, int dtype, size_t i) {
+    if (dtype == 0) return ((const float *)w)[i];
+    uint16_t h = ((const uint16_t *)w)[i];
+    if (dtype == 1) return f16_to_f32(h);
+    uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing B
+
+size_t sdf_bf16_packed_size(int N, int K) {
+    if (N <= 0 || K <= 0) return 0;
+    return (size_t)round_up(N, 16) * (size_t)round_up(K, 32) * 2;
+}
+
+void sdf_bf16_pack_b(const void *w, int dtype, int N, int K, int ldw, uint16_t *packed) {
+    if (N <= 0 || K <= 0) return;
+    const int Kp = round_up(K, 32), Np = round_up(N, 16);
+    const size_t es = dtype == 0 ? 4 : 2;
+    uint16_t *tmp = (uint16_t *)malloc((size_t)16 * Kp * 2);
+    for (int p = 0; p < Np / 16; p++) {
+        // the panel's 16 rows as bf16, [16][Kp] with zero padding
+        for (int j = 0; j < 16; j++) {
+            int n = p * 16 + j;
+            uint16_t *t = tmp + (size_t)j * Kp;
+            if (n < N) {
+                cvt_row((const char *)w + (size_t)n * ldw * es, dtype, t, K);
+                memset(t + K, 0, (size_t)(Kp - K) * 2);
+            } else {
+                memset(t, 0, (size_t)Kp * 2);
+            }
+        }
+        // pair-transpose: out[r][j] (32-bit) = tmp[j][2r .. 2r+1]
+        uint32_t *out = (uint32_t *)(packed + (size_t)p * Kp * 16);
+        const uint32_t *t32 = (const uint32_t *)tmp;
+        const int half = Kp / 2;
+        for (int r = 0; r < half; r++)
+            for (int j = 0; j < 16; j++) out[r * 16 + j] = t32[(size_t)j * half + r];
+    }
+    free(tmp);
+}
+
+// [K, N] f32 source: rows 2r and 2r+1, 16 columns, interleaved into one 64-byte panel row.
+AVX_TARGET static void pack_bt_f32_avx(const float *w, int N, int K, int ldw, uint16_t *packed) {
+    const int Kp = round_up(K, 32), Np = round_up(N, 16);
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int p = 0; p < Np / 16; p++) {
+        int n0 = p * 16, nv = imin(16, N - n0);
+        __mmask16 m = (__mmask16)(nv >= 16 ? 0xffff : ((1u << nv) - 1));
+        uint16_t *out = packed + (size_t)p * Kp * 16;
+        for (int r = 0; r < Kp / 2; r++) {
+            int k0 = 2 * r, k1 = 2 * r + 1;
+            __m512 lo = k0 < K ? _mm512_maskz_loadu_ps(m, w + (size_t)k0 * ldw + n0) : _mm512_setzero_ps();
+            __m512 hi = k1 < K ? _mm512_maskz_loadu_ps(m, w + (size_t)k1 * ldw + n0) : _mm512_setzero_ps();
+            __m512i v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);   // [lo0..lo15, hi0..hi15]
+            _mm512_storeu_si512((void *)(out + r * 32), _mm512_permutexvar_epi16(idx, v));
+        }
+    }
+}
+
+void sdf_bf16_pack_bt(const void *w, int dtype, int N, int K, int ldw, uint16_t *packed) {
+    if (N <= 0 || K <= 0) return;
+    if (dtype == 0 && sdf_bf16_hw_tier() >= 1) { pack_bt_f32_avx((const float *)w, N, K, ldw, packed); return; }
+    const int Kp = round_up(K, 32), Np = round_up(N, 16);
+    for (int p = 0; p < Np / 16; p++) {
+        uint16_t *out = packed + (size_t)p * Kp * 16;
+        for (int k = 0; k < Kp; k++)
+            for (int j = 0; j < 16; j++) {
+                int n = p * 16 + j;
+                uint16_t v = 0;
+                if (n < N && k < K) {
+                    if (dtype == 2) v = ((const uint16_t *)w)[(size_t)k * ldw + n];
+                    else v = f32_to_bf16(load_any(w, dtype, (size_t)k * ldw + n));
+                }
+                out[(k / 2) * 32 + j * 2 + (k & 1)] = v;
+            }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread buffers and tile configuration
+
+static __thread uint16_t *tl_abuf;   // packed A block, MB x KC bf16 (grown on demand)
+static __thread size_t tl_abuf_cap;
+static __thread float *tl_cbuf;      // C block for edges, fp32 (grown on demand)
+static __thread size_t tl_cbuf_cap;
+static __thread float *tl_bias;      // 16 x SDF_NC fp32 (bias replicated on 16 rows)
+static __thread int tl_tilecfg;
+
+static void *grow(void *p, size_t *cap, size_t bytes) {
+    if (bytes <= *cap && p) return p;
+    free(p);
+    bytes = (bytes + 4095) & ~(size_t)4095;
+    p = aligned_alloc(4096, bytes);
+    *cap = p ? bytes : 0;
+    return p;
+}
+
+typedef struct {
+    uint8_t palette_id, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((packed)) sdf_tilecfg;
+
+AMX_TARGET static void amx_configure(void) {
+    if (tl_tilecfg) return;
+    sdf_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette_id = 1;
+    for (int i = 0; i < 8; i++) { cfg.colsb[i] = 64; cfg.rows[i] = 16; }
+    _tile_loadconfig(&cfg);
+    tl_tilecfg = 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A packing: rows [0, rows) of A (fp32, lda), columns [k0, k0 + kv), into abuf [rows_pad][kcp] bf16,
+// zero-padded in k (up to kcp) and in rows (up to rows_pad).
+
+AVX_TARGET static void pack_a(const float *A, int lda, int rows, int rows_pad, int k0, int kv, int kcp, uint16_t *abuf) {
+    for (int r = 0; r < rows; r++) {
+        uint16_t *d = abuf + (size_t)r * kcp;
+        cvt_row_avx(A + (size_t)r * lda + k0, d, kv);
+        for (int j = kv; j < kcp; j++) d[j] = 0;
+    }
+    if (rows_pad > rows) memset(abuf + (size_t)rows * kcp, 0, (size_t)(rows_pad - rows) * kcp * 2);
+}
+
+enum { INIT_LOAD = 0, INIT_ZERO = 1, INIT_BIAS = 2 };
+
+// ---------------------------------------------------------------------------------------------
+// AMX micro-kernels: 32 rows x 32 (or 16) columns. Tiles 0-3: C, 4-5: A, 6-7: B.
+
+#define AMX_INIT_2(c, ldc_b, ldc, init, biasrows, two)                                        \
+    do {                                                                                     \
+        if (init == INIT_ZERO) {                                                             \
+            _tile_zero(0); _tile_zero(2); if (two) { _tile_zero(1); _tile_zero(3); }         \
+        } else if (init == INIT_BIAS) {                                                      \
+            _tile_loadd(0, biasrows, SDF_NC * 4); _tile_loadd(2, biasrows, SDF_NC * 4);      \
+            if (two) { _tile_loadd(1, biasrows + 16, SDF_NC * 4); _tile_loadd(3, biasrows + 16, SDF_NC * 4); } \
+        } else {                                                                             \
+            _tile_loadd(0, c, ldc_b); _tile_loadd(2, c + 16 * ldc, ldc_b);                   \
+            if (two) { _tile_loadd(1, c + 16, ldc_b); _tile_loadd(3, c + 16 * ldc + 16, ldc_b); } \
+        }                                                                                    \
+    } while (0)
+
+AMX_TARGET static void amx_block(const uint16_t *a, int kcp, const uint16_t *b0, const uint16_t *b1,
+                                 float *c, int ldc, int init, const float *biasrows) {
+    const long lda_b = (long)kcp * 2, ldc_b = (long)ldc * 4;
+    const int ksteps = kcp / 32;
+    const uint16_t *a1 = a + 16 * kcp;
+    if (b1) {
+        AMX_INIT_2(c, ldc_b, ldc, init, biasrows, 1);
+        for (int s = 0; s < ksteps; s++) {
+            _tile_loadd(4, a + 32 * s, lda_b);
+            _tile_loadd(6, b0 + 512 * s, 64);
+            _tile_loadd(7, b1 + 512 * s, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_loadd(5, a1 + 32 * s, lda_b);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, c, ldc_b); _tile_stored(1, c + 16, ldc_b);
+        _tile_stored(2, c + 16 * ldc, ldc_b); _tile_stored(3, c + 16 * ldc + 16, ldc_b);
+    } else {
+        AMX_INIT_2(c, ldc_b, ldc, init, biasrows, 0);
+        for (int s = 0; s < ksteps; s++) {
+            _tile_loadd(4, a + 32 * s, lda_b);
+            _tile_loadd(5, a1 + 32 * s, lda_b);
+            _tile_loadd(6, b0 + 512 * s, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(2, 5, 6);
+        }
+        _tile_stored(0, c, ldc_b); _tile_stored(2, c + 16 * ldc, ldc_b);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AVX512-BF16 micro-kernel: 8 rows x 32 (or 16) columns, 16 zmm accumulators.
+
+#define AVX_ROWS 8
+static inline __attribute__((always_inline)) AVX_TARGET void avx_block_np(
+        const int NP, const uint16_t *a, int kcp, const uint16_t *b0, const uint16_t *b1,
+        float *c, int ldc, int init, const float *biasrows) {
+    __m512 acc[AVX_ROWS][2];
+    for (int i = 0; i < AVX_ROWS; i++)
+        for (int q = 0; q < NP; q++) {
+            if (init == INIT_ZERO) acc[i][q] = _mm512_setzero_ps();
+            else if (init == INIT_BIAS) acc[i][q] = _mm512_loadu_ps(biasrows + 16 * q);
+            else acc[i][q] = _mm512_loadu_ps(c + (size_t)i * ldc + 16 * q);
+        }
+    const int pairs = kcp / 2;
+    const uint32_t *a32 = (const uint32_t *)a;
+    const int lda32 = kcp / 2;
+    for (int p = 0; p < pairs; p++) {
+        __m512bh vb0 = (__m512bh)_mm512_loadu_si512((const void *)(b0 + 32 * p));
+        __m512bh vb1 = NP > 1 ? (__m512bh)_mm512_loadu_si512((const void *)(b1 + 32 * p)) : vb0;
+        for (int i = 0; i < AVX_ROWS; i++) {
+            __m512bh va = (__m512bh)_mm512_set1_epi32((int)a32[(size_t)i * lda32 + p]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], va, vb0);
+            if (NP > 1) acc[i][1] = _mm512_dpbf16_ps(acc[i][1], va, vb1);
+        }
+    }
+    for (int i = 0; i < AVX_ROWS; i++)
+        for (int q = 0; q < NP; q++) _mm512_storeu_ps(c + (size_t)i * ldc + 16 * q, acc[i][q]);
+}
+
+AVX_TARGET static void avx_block(const uint16_t *a, int kcp, const uint16_t *b0, const uint16_t *b1,
+                                 float *c, int ldc, int init, const float *biasrows) {
+    for (int r = 0; r < 32; r += AVX_ROWS) {
+        if (b1) avx_block_np(2, a + (size_t)r * kcp, kcp, b0, b1, c + (size_t)r * ldc, ldc, init, biasrows);
+        else avx_block_np(1, a + (size_t)r * kcp, kcp, b0, b1, c + (size_t)r * ldc, ldc, init, biasrows);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver (tiers 1 and 2)
+
+typedef void (*block_fn)(const uint16_t *, int, const uint16_t *, const uint16_t *, float *, int, int, const float *);
+
+static void gemm_blocked(int tier, const float *A, int lda, const uint16_t *B, float *C, int ldc, int K,
+                         const float *bias, int accumulate, int n0, int n1, int m0, int m1) {
+    if (!tl_bias) tl_bias = (float *)aligned_alloc(64, (size_t)16 * SDF_NC * 4);
+    if (!tl_bias) return;
+    if (tier == 2) amx_configure();
+    block_fn blk = tier == 2 ? amx_block : avx_block;
+    const int Kp = round_up(K, 32);
+    const int ncols = n1 - n0, npad = round_up(ncols, 16);
+    for (int mb = m0; mb < m1; mb += SDF_MB) {
+        const int mrows = imin(SDF_MB, m1 - mb);
+        const int mpad = round_up(mrows, 32);
+        const int direct = (mrows % 32 == 0) && (ncols % 16 == 0);
+        tl_abuf = (uint16_t *)grow(tl_abuf, &tl_abuf_cap, (size_t)mpad * SDF_KC * 2);
+        if (!tl_abuf) return;
+        float *cb; int ldcb; int init0;
+        if (direct) {
+            cb = C + (size_t)mb * ldc + n0; ldcb = ldc;
+            if (accumulate && bias) {
+                for (int r = 0; r < mrows; r++)
+                    for (int j = 0; j < ncols; j++) cb[(size_t)r * ldc + j] += bias[n0 + j];
+                init0 = INIT_LOAD;
+            } else init0 = accumulate ? INIT_LOAD : (bias ? INIT_BIAS : INIT_ZERO);
+        } else {
+            tl_cbuf = (float *)grow(tl_cbuf, &tl_cbuf_cap, (size_t)mpad * npad * 4);
+            if (!tl_cbuf) return;
+            cb = tl_cbuf; ldcb = npad;
+            for (int r = 0; r < mpad; r++) {
+                float *d = cb + (size_t)r * ldcb;
+                for (int j = 0; j < npad; j++) {
+                    float v = 0.0f;
+                    if (r < mrows && j < ncols) {
+                        if (accumulate) v = C[(size_t)(mb + r) * ldc + n0 + j];
+                        if (bias) v += bias[n0 + j];
+                    }
+                    d[j] = v;
+                }
+            }
+            init0 = INIT_LOAD;
+        }
+        for (int kc = 0; kc < Kp; kc += SDF_KC) {
+            const int kcp = imin(SDF_KC, Kp - kc);
+            pack_a(A + (size_t)mb * lda, lda, mrows, mpad, kc, imin(kcp, K - kc), kcp, tl_abuf);
+            const int init = kc == 0 ? init0 : INIT_LOAD;
+            for (int nc = 0; nc < npad; nc += SDF_NC) {
+                const int npan = imin(SDF_NC, npad - nc) / 16;
+                if (init == INIT_BIAS) {
+                    for (int j = 0; j < npan * 16; j++) tl_bias[j] = n0 + nc + j < n1 ? bias[n0 + nc + j] : 0.0f;
+                    for (int r = 1; r < 16; r++) memcpy(tl_bias + r * SDF_NC, tl_bias, (size_t)npan * 16 * 4);
+                }
+                for (int mc = 0; mc < mpad; mc += SDF_MC) {
+                    const int mce = imin(mpad, mc + SDF_MC);
+                    for (int p = 0; p < npan; p += 2) {
+                        const uint16_t *b0 = B + ((size_t)((n0 + nc) / 16 + p) * Kp + kc) * 16;
+                        const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
+                        for (int r = mc; r < mce; r += 32)
+                            blk(tl_abuf + (size_t)r * kcp, kcp, b0, b1, cb + (size_t)r * ldcb + nc + p * 16, ldcb,
+                                init, tl_bias + p * 16);
+                    }
+                }
+            }
+        }
+        if (!direct) {
+            for (int r = 0; r < mrows; r++)
+                memcpy(C + (size_t)(mb + r) * ldc + n0, cb + (size_t)r * ldcb, (size_t)ncols * 4);
+        }
+    }
+}
+
+// Portable reference on the packed format (tier 0).
+static void gemm_scalar(const float *A, int lda, const uint16_t *B, float *C, int ldc, int K,
+                        const float *bias, int accumulate, int n0, int n1, int m0, int m1) {
+    const int Kp = round_up(K, 32);
+    for (int m = m0; m < m1; m++)
+        for (int n = n0; n < n1; n++) {
+            const uint16_t *panel = B + (size_t)(n / 16) * Kp * 16;
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) {
+                uint32_t ua = (uint32_t)f32_to_bf16(A[(size_t)m * lda + k]) << 16;
+                uint32_t ub = (uint32_t)panel[(k / 2) * 32 + (n % 16) * 2 + (k & 1)] << 16;
+                float fa, fb; memcpy(&fa, &ua, 4); memcpy(&fb, &ub, 4);
+                s += fa * fb;
+            }
+            if (bias) s += bias[n];
+            float *c = C + (size_t)m * ldc + n;
+            *c = accumulate ? *c + s : s;
+        }
+}
+
+void sdf_bf16_gemm_tier(int tier, const float *A, int lda, const uint16_t *packedB, float *C, int ldc,
+                        int M, int N, int K, const float *bias, int accumulate,
+                        int n_begin, int n_end, int m_begin, int m_end) {
+    int hw = sdf_bf16_hw_tier();
+    if (tier > hw) tier = hw;
+    if (n_begin < 0) n_begin = 0;
+    if (m_begin < 0) m_begin = 0;
+    if (n_end > N) n_end = N;
+    if (m_end > M) m_end = M;
+    if (n_begin >= n_end || m_begin >= m_end) return;
+    if (K <= 0) {
+        for (int m = m_begin; m < m_end; m++)
+            for (int n = n_begin; n < n_end; n++) {
+                float *c = C + (size_t)m * ldc + n;
+                float b = bias ? bias[n] : 0.0f;
+                *c = accumulate ? *c + b : b;
+            }
+        return;
+    }
+    if (tier <= 0 || (n_begin % 16) != 0) {
+        gemm_scalar(A, lda, packedB, C, ldc, K, bias, accumulate, n_begin, n_end, m_begin, m_end);
+        return;
+    }
+    gemm_blocked(tier, A, lda, packedB, C, ldc, K, bias, accumulate, n_begin, n_end, m_begin, m_end);
+}
+
+void sdf_bf16_gemm(const float *A, int lda, const uint16_t *packedB, float *C, int ldc, int M, int N, int K,
+                   const float *bias, int accumulate, int n_begin, int n_end, int m_begin, int m_end) {
+    sdf_bf16_gemm_tier(sdf_amx_init(), A, lda, packedB, C, ldc, M, N, K, bias, accumulate,
+                       n_begin, n_end, m_begin, m_end);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peak loops
+
+static volatile float g_sink;
+
+AMX_TARGET static double amx_peak(long iters) {
+    amx_configure();
+    static __thread uint16_t src[16 * 32] __attribute__((aligned(64)));
+    for (int i = 0; i < 16 * 32; i++) src[i] = f32_to_bf16(0.001f * (float)((i * 37) % 101 - 50));
+    _tile_loadd(4, src, 64); _tile_loadd(5, src, 64); _tile_loadd(6, src, 64); _tile_loadd(7, src, 64);
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    for (long i = 0; i < iters; i++) {
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    float out[16 * 16] __attribute__((aligned(64)));
+    _tile_stored(0, out, 64);
+    g_sink = out[0];
+    return (double)iters * 4 * 16 * 16 * 32 * 2;
+}
+
+AVX_TARGET static double avx_peak(long iters) {
+    __m512 acc[24];
+    for (int i = 0; i < 24; i++) acc[i] = _mm512_set1_ps((float)i * 1e-3f);
+    __m512bh a = (__m512bh)_mm512_set1_epi32(0x3c003c00), b = (__m512bh)_mm512_set1_epi32(0x3b803b80);
+    for (long it = 0; it < iters; it++) {
+        for (int i = 0; i < 24; i++) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
+        __asm__ volatile("" : "+v"(a));
+    }
+    __m512 s = acc[0];
+    for (int i = 1; i < 24; i++) s = _mm512_add_ps(s, acc[i]);
+    g_sink = _mm512_reduce_add_ps(s);
+    return (double)iters * 24 * 16 * 2 * 2;
+}
+
+double sdf_bf16_peak(int tier, long iters) {
+    int hw = sdf_bf16_hw_tier();
+    if (tier > hw || tier <= 0) return 0;
+    return tier == 2 ? amx_peak(iters) : avx_peak(iters);
+}

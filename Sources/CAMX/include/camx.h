@@ -1,0 +1,62 @@
+// bf16 GEMM with fp32 accumulation for x86-64: AMX tiles (tier 2) or AVX512-BF16 vdpbf16ps (tier 1).
+// Only the functions that execute AMX / AVX512-BF16 instructions are compiled for those ISAs (per-function
+// target attributes); everything else is baseline x86-64, and nothing here executes an instruction the
+// CPU lacks: callers check `sdf_amx_init()` first (tier 0 = no bf16 hardware; use the fp32 path).
+//
+// Packed weight format (both tiers): B is the "weight" of C = A . B^T with B stored [N, K]. K is padded
+// with zeros to Kp = roundup(K, 32), N to Np = roundup(N, 16). Panels of 16 output columns are stored one
+// after another (panel p holds columns 16p..16p+15, Kp * 16 bf16); inside a panel, row r (r < Kp / 2)
+// holds the 16 columns' pairs (k = 2r, 2r + 1): element (n, k) is at
+//     p * Kp * 16 + (k / 2) * 32 + (n % 16) * 2 + (k % 2)
+// which is AMX's VNNI layout for the B tile of `tdpbf16ps` (16 rows of 64 bytes = 32 k values) and the
+// 64-byte operand of `vdpbf16ps`. Packing a 16-aligned range of rows [n0, n1) writes only the panels
+// n0/16 ..< ceil(n1/16), at offset (n0 / 16) * Kp * 16 elements.
+#ifndef SDF_CAMX_H
+#define SDF_CAMX_H
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Detects the bf16 hardware once (CPUID + XCR0; for AMX also asks the kernel for the tile-data
+/// state with arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)). Returns the tier in use:
+/// 2 = AMX-BF16, 1 = AVX512-BF16, 0 = none. The environment variable SDFLOW_BF16_TIER=amx|avx512|none
+/// (or 2|1|0) lowers the tier (never raises it above what the hardware has). Thread-safe.
+int sdf_amx_init(void);
+/// The tier the hardware supports, ignoring SDFLOW_BF16_TIER.
+int sdf_bf16_hw_tier(void);
+
+/// Bytes of the packed form of an [N, K] weight (Np * Kp * 2).
+size_t sdf_bf16_packed_size(int N, int K);
+/// Packs a row-major weight [N, K] (row stride ldw elements) of dtype 0 f32, 1 f16, 2 bf16 into
+/// `packed` (sdf_bf16_packed_size bytes, 64-byte alignment recommended). f32 rounds to nearest even.
+void sdf_bf16_pack_b(const void *w, int dtype, int N, int K, int ldw, uint16_t *packed);
+/// The same packed format from a weight stored transposed, [K, N] with row stride ldw
+/// (element (n, k) at w[k * ldw + n]): e.g. attention's V, [keys, dv], for P . V.
+void sdf_bf16_pack_bt(const void *w, int dtype, int N, int K, int ldw, uint16_t *packed);
+
+/// C[m, n] (+)= sum_k bf16(A[m, k]) * B[n, k] (+ bias[n]) for m in [m_begin, m_end), n in
+/// [n_begin, n_end), fp32 accumulation. A is fp32 row-major (lda), rounded to bf16 (nearest even) as it
+/// is packed into a per-thread buffer; packedB from sdf_bf16_pack_b(N, K); C fp32 row-major (ldc).
+/// accumulate = 0: C = AB + bias; 1: C += AB + bias. bias (per n) may be NULL. n_begin must be a
+/// multiple of 16; blocks given to different threads must not overlap. Runs on the calling thread
+/// (tile configuration loaded once per thread). Uses the tier sdf_amx_init() returned.
+void sdf_bf16_gemm(const float *A, int lda, const uint16_t *packedB, float *C, int ldc, int M, int N, int K,
+                   const float *bias, int accumulate, int n_begin, int n_end, int m_begin, int m_end);
+/// sdf_bf16_gemm with an explicit tier (clamped to the hardware's; 0 = portable scalar code on the
+/// packed format, for reference only).
+void sdf_bf16_gemm_tier(int tier, const float *A, int lda, const uint16_t *packedB, float *C, int ldc,
+                        int M, int N, int K, const float *bias, int accumulate,
+                        int n_begin, int n_end, int m_begin, int m_end);
+
+/// Bare multiply-accumulate loop on registers only (no memory traffic), on the calling thread:
+/// tier 2: `iters` x 4 tdpbf16ps (2x2 tiles of 16x16 fp32, K = 32); tier 1: `iters` x 24 vdpbf16ps.
+/// Returns the floating-point operations performed (2 per multiply-add), 0 if the tier is unavailable.
+double sdf_bf16_peak(int tier, long iters);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

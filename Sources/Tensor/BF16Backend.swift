@@ -1,0 +1,109 @@
+import CAMX
+
+/// The bf16 matrix-multiply hardware this process uses (see `Sources/CAMX`):
+/// 2 = AMX-BF16 tiles, 1 = AVX512-BF16 (`vdpbf16ps`), 0 = none (the `Ops.*BF16` functions then run
+/// the fp32 `Ops` kernels). Detected once; `SDFLOW_BF16_TIER=amx|avx512|none` lowers it.
+public enum BF16Backend {
+    /// The tier the CPU (and kernel) support, ignoring `SDFLOW_BF16_TIER`.
+    public static let hardwareTier: Int = Int(sdf_bf16_hw_tier())
+    /// The detected tier after `SDFLOW_BF16_TIER` (requests the AMX tile permission on first use).
+    public static let detectedTier: Int = Int(sdf_amx_init())
+
+    @TaskLocal static var override: Int? = nil
+
+    /// The tier the `Ops.*BF16` functions use now: `detectedTier`, or the value of an enclosing
+    /// `withTier`.
+    public static var tier: Int { override ?? detectedTier }
+    /// True when bf16 hardware is in use (tier >= 1).
+    public static var available: Bool { tier >= 1 }
+
+    /// Runs `body` with the `Ops.*BF16` functions using `tier` (clamped to `0...hardwareTier`), for
+    /// tests and benchmarks that compare the tiers on one machine. Scoped to the current task (and
+    /// the work it runs synchronously), so concurrent callers do not see each other's choice.
+    public static func withTier<R>(_ tier: Int, _ body: () throws -> R) rethrows -> R {
+        try $override.withValue(max(0, min(tier, hardwareTier))) { try body() }
+    }
+
+    static let tierNames = ["none", "avx512bf16", "amx"]
+    /// "amx", "avx512bf16" or "none".
+    public static func name(ofTier t: Int) -> String { tierNames[max(0, min(2, t))] }
+}
+
+/// A weight packed once (at load time) into the bf16 tile layout the CAMX GEMM reads: the B operand
+/// of y = x W^T, N = output features, K = input features (for a conv weight [O, C, kh, kw]: N = O,
+/// K = C * kh * kw, packed with K ordered (ky, kx, c), i.e. channels-last patches, the order
+/// `Ops.conv2dBF16`'s im2col produces). Rounded to bf16 (nearest even) from any float dtype.
+///
+/// The original tensor is kept (a reference, not a copy: for an mmap'd checkpoint it costs no
+/// memory) so that tier 0 can run the fp32 `Ops` kernels bit for bit. When the machine has no bf16
+/// hardware nothing is packed.
+public final class PackedBF16Weight: @unchecked Sendable {
+    /// Output features (rows of the weight).
+    public let n: Int
+    /// Input features per output (C * kh * kw for conv weights).
+    public let k: Int
+    /// (kh, kw) for a 4-D conv weight, nil for a 2-D linear weight.
+    public let kernel: (kh: Int, kw: Int)?
+    /// The weight as given.
+    public let source: Tensor
+    /// Packed bf16 data (`sdf_bf16_packed_size(n, k)` bytes); nil without bf16 hardware.
+    let packed: TensorStorage?
+
+    /// Packs `weight`: [N, K] (linear) or [O, C, kh, kw] (conv), f32/f16/bf16. Parallel over the
+    /// cores (16-row panels are independent).
+    public init(_ weight: Tensor) throws {
+        let op = "PackedBF16Weight"
+        guard weight.dtype == .f32 || weight.dtype == .f16 || weight.dtype == .bf16 else {
+            throw TensorError.unsupportedDType(op: op, dtype: weight.dtype)
+        }
+        guard weight.rank == 2 || weight.rank == 4 else {
+            throw TensorError.shapeMismatch(op: op, detail: "weight must be [N, K] or [O, C, kh, kw], got \(weight.shape)")
+        }
+        source = weight
+        n = weight.shape[0]
+        k = weight.count / max(weight.shape[0], 1)
+        kernel = weight.rank == 4 ? (weight.shape[2], weight.shape[3]) : nil
+        guard n <= Int(Int32.max) / 2, k <= Int(Int32.max) / 2 else {
+            throw TensorError.tooLarge(op: op, detail: "weight \(weight.shape) exceeds the 32-bit GEMM index range")
+        }
+        if BF16Backend.hardwareTier == 0 || n == 0 || k == 0 { packed = nil; return }
+        // Conv weights: reorder K from (c, ky, kx) to (ky, kx, c) first (no-op for 1x1).
+        var w = weight
+        if weight.rank == 4, weight.shape[2] * weight.shape[3] > 1 {
+            let (o, c, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
+            let es = weight.dtype.size
+            let t = try Tensor.uninitialized([o, kh, kw, c], dtype: weight.dtype)
+            let src = weight.rawPointer, dst = UnsafeMutableRawPointer(mutating: t.rawPointer)
+            let khw = kh * kw
+            Parallel.chunks(o, minChunk: 1) { r in
+                for oi in r {
+                    for ci in 0..<c {
+                        for s in 0..<khw {
+                            dst.advanced(by: ((oi * khw + s) * c + ci) * es)
+                                .copyMemory(from: src.advanced(by: ((oi * c + ci) * khw + s) * es), byteCount: es)
+                        }
+                    }
+                }
+            }
+            w = t
+        }
+        let bytes = sdf_bf16_packed_size(Int32(n), Int32(k))
+        let storage = TensorStorage(byteCount: bytes)
+        let kp = (k + 31) / 32 * 32
+        let dt: Int32 = w.dtype == .f32 ? 0 : (w.dtype == .f16 ? 1 : 2)
+        let es = w.dtype.size, src = w.rawPointer
+        let dst = storage.base.assumingMemoryBound(to: UInt16.self)
+        let panels = (n + 15) / 16, kk = k, nn = n
+        Parallel.chunks(panels, minChunk: 4) { r in
+            let n0 = r.lowerBound * 16
+            let rows = min(nn - n0, r.count * 16)
+            sdf_bf16_pack_b(src.advanced(by: n0 * kk * es), dt, Int32(rows), Int32(kk), Int32(kk), dst + n0 * kp)
+        }
+        withExtendedLifetime(w) {}
+        packed = storage
+    }
+
+    var packedPointer: UnsafePointer<UInt16>? {
+        packed.map { UnsafePointer($0.base.assumingMemoryBound(to: UInt16.self)) }
+    }
+}

@@ -1,0 +1,279 @@
+import CAMX
+import CKernels
+
+/// bf16 GEMM kernels (AMX / AVX512-BF16, `Sources/CAMX`): operands rounded to bf16 (nearest even),
+/// products accumulated in fp32, outputs f32. Each function falls back to its fp32 `Ops` peer
+/// (bit-identical) when `BF16Backend.tier` is 0.
+extension Ops {
+    /// C[m, n] (+)= A[m, :] . W[n, :] over the whole [M, N] block, split over the cores: along N in
+    /// 32-column blocks when N is the larger side (or M is small), otherwise along M.
+    static func bf16Gemm(tier: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<UInt16>,
+                         c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, k: Int,
+                         bias: UnsafePointer<Float>?, accumulate: Bool, threads: Int = Parallel.cores) {
+        if m == 0 || n == 0 { return }
+        let t = Int32(tier), acc: Int32 = accumulate ? 1 : 0
+        func call(_ n0: Int, _ n1: Int, _ m0: Int, _ m1: Int) {
+            sdf_bf16_gemm_tier(t, a, Int32(lda), packed, c, Int32(ldc), Int32(m), Int32(n), Int32(k), bias, acc,
+                               Int32(n0), Int32(n1), Int32(m0), Int32(m1))
+        }
+        let nBlocks = (n + 31) / 32
+        if threads <= 1 || (m < 64 && nBlocks < 2) { call(0, n, 0, m); return }
+        if nBlocks >= threads && (n >= m || m < 64 * threads) {
+            let per = (nBlocks + threads - 1) / threads
+            Parallel.forEach(threads) { i in
+                let n0 = i * per * 32, n1 = min(n, (i + 1) * per * 32)
+                if n0 < n1 { call(n0, n1, 0, m) }
+            }
+        } else {
+            let mBlocks = (m + 31) / 32
+            let per = (mBlocks + threads - 1) / threads
+            Parallel.forEach(threads) { i in
+                let m0 = i * per * 32, m1 = min(m, (i + 1) * per * 32)
+                if m0 < m1 { call(0, n, m0, m1) }
+            }
+        }
+    }
+
+    /// `linear` with a pre-packed bf16 weight: y = bf16(x) bf16(W)^T + b, fp32 accumulation.
+    /// - x: [..., K] (f32/f16/bf16); bias: [N] or nil. Returns [..., N] f32.
+    /// Tier 0: `Ops.linear(x, weight: weight.source, bias:)`.
+    public static func linearBF16(_ x: Tensor, weight: PackedBF16Weight, bias: Tensor?) throws -> Tensor {
+        let op = "linearBF16"
+        let outF = weight.n, inF = weight.k
+        if let kern = weight.kernel, kern.kh * kern.kw != 1 {
+            throw TensorError.shapeMismatch(op: op, detail: "weight is a \(kern.kh)x\(kern.kw) conv kernel")
+        }
+        let tier = BF16Backend.tier
+        guard tier > 0, let packed = weight.packedPointer else {
+            let w2 = weight.source.rank == 2 ? weight.source : try weight.source.reshaped([outF, inF])
+            return try linear(x, weight: w2, bias: bias)
+        }
+        guard x.rank >= 1, x.shape[x.rank - 1] == inF else {
+            throw TensorError.shapeMismatch(op: op, detail: "input \(x.shape) last dim != weight in-features \(inF)")
+        }
+        let b = try vector(bias, count: outF, op, "bias")
+        let xf = try floatInput(x, op, "input")
+        let m = x.count / max(inF, 1)
+        guard m <= Int(Int32.max) else { throw TensorError.tooLarge(op: op, detail: "\(m) rows") }
+        var outShape = x.shape; outShape[outShape.count - 1] = outF
+        let y = try Tensor.uninitialized(outShape, dtype: .f32)
+        if m == 0 { return y }
+        bf16Gemm(tier: tier, a: xf.f32Pointer, lda: inF, packed: packed, c: y.f32MutablePointer, ldc: outF,
+                 m: m, n: outF, k: inF, bias: b?.f32Pointer, accumulate: false)
+        withExtendedLifetime((xf, b, weight)) {}
+        return y
+    }
+
+    /// Target im2col floats per work item of `conv2dBF16` (4 Mi floats, 16 MiB).
+    public static let bf16ConvChunkFloats = 4 << 20
+
+    /// `conv2d` with a pre-packed bf16 weight (packed from [O, C, kh, kw]); NCHW in and out, f32 out.
+    /// The GEMM runs transposed (rows = output pixels, K = kh*kw*C channels-last patches, N = O): the
+    /// input is converted to NHWC once per image, each work item unfolds a band of output pixels
+    /// into [pixels, K] rows (1x1 stride-1 unpadded: the NHWC rows themselves), multiplies on one core
+    /// and writes its [pixels, O] block transposed into the NCHW output. Work items (image, band)
+    /// run on all cores. Tier 0: `Ops.conv2d(x, weight: weight.source, ...)`.
+    public static func conv2dBF16(_ x: Tensor, weight: PackedBF16Weight, kernel: (Int, Int), bias: Tensor?,
+                                  stride: Int = 1, padding: Padding2D = .zero,
+                                  maxColumnFloats: Int = bf16ConvChunkFloats) throws -> Tensor {
+        let op = "conv2dBF16"
+        guard x.rank == 4 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, H, W], got \(x.shape)") }
+        let (kh, kw) = kernel
+        let (nImg, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let o = weight.n
+        let wk = weight.kernel ?? (1, 1)
+        guard wk.kh == kh, wk.kw == kw, weight.k == c * kh * kw else {
+            throw TensorError.shapeMismatch(op: op, detail: "input \(x.shape) with kernel \(kh)x\(kw) does not fit packed weight [\(o), \(weight.k)] (kernel \(wk.kh)x\(wk.kw))")
+        }
+        let tier = BF16Backend.tier
+        guard tier > 0, let packed = weight.packedPointer else {
+            let w4 = weight.source.rank == 4 ? weight.source : try weight.source.reshaped([o, c, kh, kw])
+            return try conv2d(x, weight: w4, bias: bias, stride: stride, padding: padding)
+        }
+        guard stride >= 1, padding.top >= 0, padding.bottom >= 0, padding.left >= 0, padding.right >= 0, kh >= 1, kw >= 1 else {
+            throw TensorError.invalidArgument(op: op, detail: "stride \(stride), padding \(padding), kernel \(kh)x\(kw)")
+        }
+        let hp = h + padding.top + padding.bottom, wp = w + padding.left + padding.right
+        guard hp >= kh, wp >= kw else {
+            throw TensorError.shapeMismatch(op: op, detail: "padded input \(hp)x\(wp) smaller than kernel \(kh)x\(kw)")
+        }
+        let ho = (hp - kh) / stride + 1, wo = (wp - kw) / stride + 1
+        let b = try vector(bias, count: o, op, "bias")
+        let xf = try floatInput(x, op, "input")
+        let y = try Tensor.uninitialized([nImg, o, ho, wo], dtype: .f32)
+        if y.count == 0 { return y }
+        let hwo = ho * wo, hw = h * w, ck = c * kh * kw
+        guard hwo <= Int(Int32.max), ck <= Int(Int32.max) / 2 else { throw TensorError.tooLarge(op: op, detail: "\(x.shape)") }
+        let yp = y.f32MutablePointer, xp = xf.f32Pointer, bp = b?.f32Pointer
+        let plain = kh == 1 && kw == 1 && stride == 1 && padding == .zero
+        // Pixels per work item: each image's pixels in a multiple of `cores` bands of at most
+        // maxColumnFloats / K rows (rounded to 32).
+        let cores = Parallel.cores
+        let bands = cores * max(1, (hwo * ck + maxColumnFloats * cores - 1) / max(maxColumnFloats * cores, 1))
+        var pix = (hwo + bands - 1) / bands
+        if pix > 32 { pix = (pix + 31) / 32 * 32 }
+        pix = max(1, min(pix, hwo))
+        let bandsPerImage = (hwo + pix - 1) / pix
+        try ScratchPool.shared.withFloats(hw * c) { xt in
+            for img in 0..<nImg {
+                // NHWC copy of this image: xt[p, c] = x[c, p].
+                transposeBlocked(xp + img * c * hw, rows: c, cols: hw, ld: hw, into: xt, ldOut: c)
+                Parallel.forEach(bandsPerImage) { band in
+                    let p0 = band * pix, np = min(pix, hwo - p0)
+                    ScratchPool.shared.withFloats(np * o + (plain ? 0 : np * ck)) { buf in
+                        let out = buf
+                        var a = UnsafePointer(xt + p0 * c)
+                        if !plain {
+                            let col = buf + np * o
+                            im2colRows(xt, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, padding: padding,
+                                       p0: p0, count: np, wo: wo, into: col)
+                            a = UnsafePointer(col)
+                        }
+                        sdf_bf16_gemm_tier(Int32(tier), a, Int32(ck), packed, out, Int32(o), Int32(np), Int32(o), Int32(ck),
+                                           bp, 0, 0, Int32(o), 0, Int32(np))
+                        // [np, O] -> y[img, o, p0 + j]
+                        transposeBlocked(out, rows: np, cols: o, ld: o, into: yp + img * o * hwo + p0, ldOut: hwo)
+                    }
+                }
+            }
+        }
+        withExtendedLifetime((xf, b, weight)) {}
+        return y
+    }
+
+    /// out[j, i] = src[i, j] for an [rows, cols] matrix (row stride ld) into out (row stride ldOut),
+    /// in 32 x 32 blocks.
+    static func transposeBlocked(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int,
+                                 into out: UnsafeMutablePointer<Float>, ldOut: Int) {
+        let bs = 32
+        var i0 = 0
+        while i0 < rows {
+            let i1 = min(rows, i0 + bs)
+            var j0 = 0
+            while j0 < cols {
+                let j1 = min(cols, j0 + bs)
+                for i in i0..<i1 {
+                    let s = src + i * ld
+                    for j in j0..<j1 { out[j * ldOut + i] = s[j] }
+                }
+                j0 = j1
+            }
+            i0 = i1
+        }
+    }
+
+    /// Channels-last im2col: for output pixels [p0, p0 + count) writes rows of K = kh*kw*c values
+    /// ordered (ky, kx, c) from the NHWC image xt, zeros outside the input.
+    static func im2colRows(_ xt: UnsafePointer<Float>, h: Int, w: Int, c: Int, kh: Int, kw: Int, stride: Int,
+                           padding: Padding2D, p0: Int, count: Int, wo: Int, into col: UnsafeMutablePointer<Float>) {
+        let ck = c * kh * kw
+        for j in 0..<count {
+            let p = p0 + j
+            let oy = p / wo, ox = p % wo
+            var d = col + j * ck
+            for ky in 0..<kh {
+                let iy = oy * stride - padding.top + ky
+                if iy < 0 || iy >= h { d.update(repeating: 0, count: kw * c); d += kw * c; continue }
+                for kx in 0..<kw {
+                    let ix = ox * stride - padding.left + kx
+                    if ix < 0 || ix >= w { d.update(repeating: 0, count: c) }
+                    else { d.update(from: xt + (iy * w + ix) * c, count: c) }
+                    d += c
+                }
+            }
+        }
+    }
+
+    /// Largest score block (queries x keys floats) per work item of `attentionBF16` (1 Mi floats).
+    public static let bf16AttentionScoreFloats = 1 << 20
+
+    /// `attention` (same contract: [B, L, H*D] layout, causal, scale) with QK^T and PV as bf16 GEMMs
+    /// (fp32 accumulation) and an fp32 softmax between them. Each (batch, head)'s K and V are packed
+    /// once per call (K as the [Lk, D] weight of QK^T, V transposed as the [Dv, Lk] weight of PV);
+    /// work items are (batch, head, query block), one per core at a time. Tier 0: `Ops.attention`.
+    public static func attentionBF16(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
+                                     scale: Float? = nil, maxScoreFloats: Int = bf16AttentionScoreFloats) throws -> Tensor {
+        let tier = BF16Backend.tier
+        if tier == 0 {
+            return try attention(query: query, key: key, value: value, heads: heads, causal: causal, scale: scale)
+        }
+        let op = "attentionBF16"
+        func as3(_ t: Tensor, _ what: String) throws -> Tensor {
+            if t.rank == 2 { return try t.reshaped([1] + t.shape) }
+            guard t.rank == 3 else { throw TensorError.shapeMismatch(op: op, detail: "\(what) must be [B, L, H*D], got \(t.shape)") }
+            return t
+        }
+        let q = try as3(query, "query"), k = try as3(key, "key"), v = try as3(value, "value")
+        let bsz = q.shape[0], lq = q.shape[1], lk = k.shape[1]
+        guard heads > 0, q.shape[2] % heads == 0, k.shape[2] == q.shape[2], v.shape[2] % heads == 0 else {
+            throw TensorError.shapeMismatch(op: op, detail: "query \(q.shape), key \(k.shape), value \(v.shape) do not split into \(heads) heads with equal q/k head size")
+        }
+        guard k.shape[0] == bsz, v.shape[0] == bsz, v.shape[1] == lk else {
+            throw TensorError.shapeMismatch(op: op, detail: "batch/length mismatch: query \(q.shape), key \(k.shape), value \(v.shape)")
+        }
+        let d = q.shape[2] / heads, dv = v.shape[2] / heads
+        let cq = q.shape[2], cv = v.shape[2]
+        guard lq <= Int(Int32.max), lk <= Int(Int32.max) / 2, cq <= Int(Int32.max), cv <= Int(Int32.max) else {
+            throw TensorError.tooLarge(op: op, detail: "query \(q.shape), key \(k.shape)")
+        }
+        let s = scale ?? 1 / Float(d).squareRoot()
+        guard s > 0, s.isFinite else { throw TensorError.invalidArgument(op: op, detail: "scale \(s) must be positive") }
+        let qf = try floatInput(q, op, "query"), kf = try floatInput(k, op, "key"), vf = try floatInput(v, op, "value")
+        var outShape = query.shape; outShape[outShape.count - 1] = cv
+        let out = try Tensor.uninitialized(outShape, dtype: .f32)
+        if out.count == 0 { return out }
+        if lk == 0 || d == 0 {
+            if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
+            return try attention(query: query, key: key, value: value, heads: heads, causal: causal, scale: scale)
+        }
+        let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
+        // Pack K_h ([lk, d] -> B of QK^T) and V_h ([lk, dv] read transposed -> B of PV) per (b, h).
+        let kSize = sdf_bf16_packed_size(Int32(lk), Int32(d)) / 2
+        let vSize = sdf_bf16_packed_size(Int32(dv), Int32(lk)) / 2
+        let per = (kSize + vSize + 31) / 32 * 32
+        let packs = TensorStorage(byteCount: max(1, bsz * heads * per * 2))
+        let pk = packs.base.assumingMemoryBound(to: UInt16.self)
+        Parallel.forEach(bsz * heads) { bh in
+            let b = bh / heads, h = bh % heads
+            sdf_bf16_pack_b(kp + b * lk * cq + h * d, 0, Int32(lk), Int32(d), Int32(cq), pk + bh * per)
+            if dv > 0 {
+                sdf_bf16_pack_bt(vp + b * lk * cv + h * dv, 0, Int32(dv), Int32(lk), Int32(cv), pk + bh * per + kSize)
+            }
+        }
+        let blockFloats = max(1, maxScoreFloats)
+        var block = max(1, min(lq, blockFloats / lk))
+        if block > 32 { block = block / 32 * 32 }
+        let blocksPerHead = (lq + block - 1) / block
+        let tasks = bsz * heads * blocksPerHead
+        let t32 = Int32(tier)
+        Parallel.forEach(tasks) { task in
+            let i0 = (task % blocksPerHead) * block
+            let h = (task / blocksPerHead) % heads
+            let b = task / (blocksPerHead * heads)
+            let rows = min(block, lq - i0)
+            let qh = qp + b * lq * cq + h * d
+            let oh = op_ + b * lq * cv + h * dv
+            let packK = pk + (b * heads + h) * per, packV = packK + kSize
+            ScratchPool.shared.withFloats(rows * lk) { scores in
+                sdf_bf16_gemm_tier(t32, qh + i0 * cq, Int32(cq), packK, scores, Int32(lk), Int32(rows), Int32(lk), Int32(d),
+                                   nil, 0, 0, Int32(lk), 0, Int32(rows))
+                for i in 0..<rows {
+                    let row = scores + i * lk
+                    if causal {
+                        let valid = min(lk, i0 + i + 1)
+                        sdf_softmax_row(row, row, valid, s)
+                        if valid < lk { (row + valid).update(repeating: 0, count: lk - valid) }
+                    } else {
+                        sdf_softmax_row(row, row, lk, s)
+                    }
+                }
+                if dv > 0 {
+                    sdf_bf16_gemm_tier(t32, scores, Int32(lk), packV, oh + i0 * cv, Int32(cv), Int32(rows), Int32(dv), Int32(lk),
+                                       nil, 0, 0, Int32(dv), 0, Int32(rows))
+                }
+            }
+        }
+        withExtendedLifetime((qf, kf, vf, packs)) {}
+        return out
+    }
+}

@@ -1,0 +1,212 @@
+import Foundation
+import Testing
+import Tensor
+
+// Tolerances for the bf16 kernels. Each operand is rounded to bf16 (8 significant bits, round to
+// nearest even: relative error <= 2^-9 per value, uniform-ish), so each product a*b carries a
+// relative error with standard deviation ~2^-9 * sqrt(2/3) ~= 1.6e-3; over K products with random
+// signs the errors add like the terms, so |err| / rms(reference) has std ~1.6e-3 (independent of K).
+// Bounds: mean |err| <= 4e-3 * rms(ref) (expected ~1.3e-3) and max |err| <= 2e-2 * rms(ref)
+// (~12 sigma; an indexing, padding or transposition bug gives O(1) errors). Attention adds the
+// rounding of the softmax probabilities (same 2^-9 relative) before PV; its output rows are convex
+// combinations of V rows, so the error scales with |V| (rows that attend to few keys keep |V|'s size
+// while the rms of the whole output can be much smaller): the same bounds relative to
+// max(rms(ref), rms(V)).
+// On inputs that are small integers (exact in bf16) the products and their sums (< 2^24) are exact
+// in fp32, so the bf16 kernels must equal the fp32 kernels bit for bit.
+let bf16MaxTol: Float = 2e-2
+let bf16MeanTol: Float = 4e-3
+
+/// The bf16 tiers this machine can run (2 = AMX, 1 = AVX512-BF16), highest first.
+let bf16Tiers: [Int] = Array((1...max(1, BF16Backend.hardwareTier)).reversed()).filter { $0 <= BF16Backend.hardwareTier }
+
+func bf16Random(_ shape: [Int], seed: UInt64, scale: Float = 1, integers: Bool = false) -> Tensor {
+    var state = seed &* 0x9E3779B97F4A7C15 | 1
+    let n = shape.reduce(1, *)
+    var v = [Float](repeating: 0, count: n)
+    for i in 0..<n {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        let u = Float(state >> 40) / Float(1 << 24)
+        v[i] = integers ? Float(Int(u * 9) - 4) : (u * 2 - 1) * scale
+    }
+    return try! Tensor(shape: shape, values: v)
+}
+
+func expectBF16Close(_ got: Tensor, _ want: Tensor, _ what: String, scaleFloor: Float = 0, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(got.shape == want.shape, "\(what): shape \(got.shape) vs \(want.shape)", sourceLocation: sourceLocation)
+    guard got.shape == want.shape else { return }
+    let g = got.toFloats(), w = want.toFloats()
+    var sq = 0.0, maxErr: Float = 0, sumErr = 0.0
+    for i in w.indices {
+        sq += Double(w[i]) * Double(w[i])
+        let e = abs(g[i] - w[i])
+        if !(e <= maxErr) { maxErr = e.isNaN ? .infinity : max(maxErr, e) }
+        sumErr += Double(e)
+    }
+    let rms = max(scaleFloor, Float((sq / Double(max(1, w.count))).squareRoot()))
+    let mean = Float(sumErr / Double(max(1, w.count)))
+    #expect(maxErr <= bf16MaxTol * rms, "\(what): max |err| \(maxErr) > \(bf16MaxTol) * rms \(rms)", sourceLocation: sourceLocation)
+    #expect(mean <= bf16MeanTol * rms, "\(what): mean |err| \(mean) > \(bf16MeanTol) * rms \(rms)", sourceLocation: sourceLocation)
+}
+
+func expectIdentical(_ got: Tensor, _ want: Tensor, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(got.shape == want.shape, "\(what): shape", sourceLocation: sourceLocation)
+    let g = got.toFloats(), w = want.toFloats()
+    let diff = zip(g, w).filter { $0.0.bitPattern != $0.1.bitPattern }.count
+    #expect(diff == 0, "\(what): \(diff) of \(w.count) values differ", sourceLocation: sourceLocation)
+}
+
+func rms(_ t: Tensor) -> Float {
+    let v = t.toFloats()
+    return Float((v.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(1, v.count))).squareRoot())
+}
+
+@Suite struct BF16Tests {
+    @Test func backendReportsATier() {
+        #expect((0...2).contains(BF16Backend.tier))
+        #expect(BF16Backend.detectedTier <= BF16Backend.hardwareTier)
+        BF16Backend.withTier(0) { #expect(BF16Backend.tier == 0 && !BF16Backend.available) }
+        BF16Backend.withTier(7) { #expect(BF16Backend.tier == BF16Backend.hardwareTier) }
+    }
+
+    // (leading shape of x, K, N, bias, weight dtype)
+    static let linearCases: [([Int], Int, Int, Bool, DType)] = [
+        ([1], 1, 1, true, .f32), ([5], 7, 1, false, .f32), ([33], 31, 17, true, .f32),
+        ([70], 100, 48, false, .f16), ([2, 37], 300, 65, true, .bf16), ([130], 513, 96, true, .f32),
+        ([1030], 40, 33, false, .f32), ([3, 50], 1100, 250, true, .f16), ([64], 64, 64, true, .f32),
+    ]
+
+    @Test(arguments: Array(0..<linearCases.count))
+    func linearMatchesFP32(caseIndex: Int) throws {
+        let (lead, k, n, hasBias, dt) = Self.linearCases[caseIndex]
+        let x = bf16Random(lead + [k], seed: UInt64(caseIndex) + 1)
+        let w = try bf16Random([n, k], seed: UInt64(caseIndex) + 100, scale: 0.5).converted(to: dt)
+        let b = hasBias ? bf16Random([n], seed: 7) : nil
+        let ref = try Ops.linear(x, weight: w, bias: b)
+        let packed = try PackedBF16Weight(w)
+        #expect(packed.n == n && packed.k == k)
+        for tier in bf16Tiers {
+            let y = try BF16Backend.withTier(tier) { try Ops.linearBF16(x, weight: packed, bias: b) }
+            expectBF16Close(y, ref, "linear \(lead)x\(k)->\(n) \(dt) tier \(tier)")
+        }
+        // Tier 0 = Ops.linear bit for bit. Both run with one OpenBLAS thread: concurrent tests
+        // (attention) change OpenBLAS's thread count, and with it sgemm's summation order.
+        try BLAS.withSingleThreadedBLAS {
+            let y0 = try BF16Backend.withTier(0) { try Ops.linearBF16(x, weight: packed, bias: b) }
+            expectIdentical(y0, try Ops.linear(x, weight: w, bias: b), "linear tier 0 fallback")
+        }
+    }
+
+    @Test func linearExactOnSmallIntegers() throws {
+        for (m, k, n) in [(37, 45, 19), (64, 640, 64), (100, 1000, 50), (3, 5, 1)] {
+            let x = bf16Random([m, k], seed: 3, integers: true), w = bf16Random([n, k], seed: 4, integers: true)
+            let b = bf16Random([n], seed: 5, integers: true)
+            let ref = try Ops.linear(x, weight: w, bias: b)
+            let packed = try PackedBF16Weight(try w.converted(to: .bf16))
+            for tier in bf16Tiers {
+                let y = try BF16Backend.withTier(tier) { try Ops.linearBF16(x, weight: packed, bias: b) }
+                expectIdentical(y, ref, "exact linear \(m)x\(k)x\(n) tier \(tier)")
+            }
+        }
+    }
+
+    // (N, C, H, W, O, kh, kw, stride, padding, bias, weight dtype)
+    static let convCases: [(Int, Int, Int, Int, Int, Int, Int, Int, Padding2D, Bool, DType)] = [
+        (2, 3, 9, 7, 5, 3, 3, 1, Padding2D(1), true, .f32),
+        (1, 4, 10, 11, 17, 3, 3, 2, .vaeDownsample, true, .f16),
+        (1, 16, 8, 8, 33, 1, 1, 1, .zero, false, .f32),
+        (1, 5, 6, 6, 1, 1, 1, 2, .zero, true, .f32),
+        (1, 40, 12, 12, 20, 3, 3, 1, Padding2D(1), true, .bf16),
+        (2, 7, 5, 9, 3, 2, 3, 1, Padding2D(top: 1, bottom: 0, left: 2, right: 1), false, .f32),
+        (1, 64, 20, 20, 48, 3, 3, 1, Padding2D(1), true, .f32),
+        (1, 3, 4, 4, 2, 3, 3, 1, .zero, false, .f32),
+    ]
+
+    @Test(arguments: Array(0..<convCases.count))
+    func conv2dMatchesFP32(caseIndex: Int) throws {
+        let (n, c, h, w, o, kh, kw, stride, pad, hasBias, dt) = Self.convCases[caseIndex]
+        let x = bf16Random([n, c, h, w], seed: UInt64(caseIndex) + 10)
+        let wt = try bf16Random([o, c, kh, kw], seed: UInt64(caseIndex) + 200, scale: 0.5).converted(to: dt)
+        let b = hasBias ? bf16Random([o], seed: 9) : nil
+        let ref = try Ops.conv2d(x, weight: wt, bias: b, stride: stride, padding: pad)
+        let packed = try PackedBF16Weight(wt)
+        #expect(packed.n == o && packed.k == c * kh * kw)
+        for tier in bf16Tiers {
+            let y = try BF16Backend.withTier(tier) {
+                try Ops.conv2dBF16(x, weight: packed, kernel: (kh, kw), bias: b, stride: stride, padding: pad)
+            }
+            expectBF16Close(y, ref, "conv \(caseIndex) tier \(tier)")
+            // Small bands (many work items, partial last band) give the same result.
+            let y2 = try BF16Backend.withTier(tier) {
+                try Ops.conv2dBF16(x, weight: packed, kernel: (kh, kw), bias: b, stride: stride, padding: pad,
+                                   maxColumnFloats: 7 * c * kh * kw)
+            }
+            expectIdentical(y2, y, "conv \(caseIndex) tier \(tier) small bands")
+        }
+        try BLAS.withSingleThreadedBLAS {
+            let y0 = try BF16Backend.withTier(0) {
+                try Ops.conv2dBF16(x, weight: packed, kernel: (kh, kw), bias: b, stride: stride, padding: pad)
+            }
+            expectIdentical(y0, try Ops.conv2d(x, weight: wt, bias: b, stride: stride, padding: pad), "conv tier 0 fallback")
+        }
+    }
+
+    @Test func conv2dExactOnSmallIntegers() throws {
+        let x = bf16Random([2, 24, 9, 10], seed: 11, integers: true)
+        let w = bf16Random([18, 24, 3, 3], seed: 12, integers: true), b = bf16Random([18], seed: 13, integers: true)
+        let pad = Padding2D(top: 1, bottom: 2, left: 0, right: 1)
+        let ref = try Ops.conv2d(x, weight: w, bias: b, stride: 2, padding: pad)
+        let packed = try PackedBF16Weight(w)
+        for tier in bf16Tiers {
+            let y = try BF16Backend.withTier(tier) { try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: b, stride: 2, padding: pad) }
+            expectIdentical(y, ref, "exact conv tier \(tier)")
+        }
+    }
+
+    @Test func conv2dRejectsMismatchedWeight() throws {
+        let packed = try PackedBF16Weight(bf16Random([4, 3, 3, 3], seed: 1))
+        #expect(throws: TensorError.self) {
+            try Ops.conv2dBF16(try Tensor.zeros([1, 2, 5, 5]), weight: packed, kernel: (3, 3), bias: nil)
+        }
+        #expect(throws: TensorError.self) {
+            try Ops.conv2dBF16(try Tensor.zeros([1, 3, 5, 5]), weight: packed, kernel: (1, 1), bias: nil)
+        }
+    }
+
+    // (B, Lq, Lk, heads, D, Dv, causal)
+    static let attentionCases: [(Int, Int, Int, Int, Int, Int, Bool)] = [
+        (2, 37, 53, 2, 24, 24, false), (1, 77, 77, 3, 64, 64, true), (1, 100, 77, 2, 40, 24, false),
+        (1, 300, 300, 1, 8, 8, true), (2, 1, 5, 4, 16, 16, false), (1, 64, 1, 2, 32, 32, false),
+    ]
+
+    @Test(arguments: Array(0..<attentionCases.count))
+    func attentionMatchesFP32(caseIndex: Int) throws {
+        let (b, lq, lk, h, d, dv, causal) = Self.attentionCases[caseIndex]
+        let q = bf16Random([b, lq, h * d], seed: UInt64(caseIndex) + 20, scale: 2)
+        let k = bf16Random([b, lk, h * d], seed: UInt64(caseIndex) + 30, scale: 2)
+        let v = bf16Random([b, lk, h * dv], seed: UInt64(caseIndex) + 40)
+        let ref = try Ops.attention(query: q, key: k, value: v, heads: h, causal: causal)
+        for tier in bf16Tiers {
+            let y = try BF16Backend.withTier(tier) { try Ops.attentionBF16(query: q, key: k, value: v, heads: h, causal: causal) }
+            expectBF16Close(y, ref, "attention \(caseIndex) tier \(tier)", scaleFloor: rms(v))
+            let y2 = try BF16Backend.withTier(tier) {
+                try Ops.attentionBF16(query: q, key: k, value: v, heads: h, causal: causal, maxScoreFloats: 40 * lk)
+            }
+            expectIdentical(y2, y, "attention \(caseIndex) tier \(tier) small query blocks")
+        }
+        try BLAS.withSingleThreadedBLAS {
+            let y0 = try BF16Backend.withTier(0) { try Ops.attentionBF16(query: q, key: k, value: v, heads: h, causal: causal) }
+            expectIdentical(y0, try Ops.attention(query: q, key: k, value: v, heads: h, causal: causal), "attention tier 0 fallback")
+        }
+    }
+
+    /// Runs the bf16 micro-benchmark when SDFLOW_BENCH=1 (release build:
+    /// `SDFLOW_BENCH=1 swift test -c release --filter bf16Benchmark`).
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["SDFLOW_BENCH"] == "1"))
+    func bf16Benchmark() {
+        var lines: [String] = []
+        runBF16Benchmarks { lines.append($0); print($0) }
+        #expect(!lines.isEmpty)
+        #expect(!lines.contains { $0.contains("failed") })
+    }
+}
