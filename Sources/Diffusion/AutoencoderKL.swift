@@ -42,7 +42,7 @@ public final class AutoencoderKL: @unchecked Sendable {
     public init(config: VAEConfig, weights: WeightSet) throws {
         self.config = config
         self.weights = weights
-        let r = WeightReader(weights)
+        let r = WeightReader(weights, lowPrecision: false)   // the VAE stays fp32 (SDXL's VAE overflows in half precision)
         let g = config.normNumGroups, eps: Float = 1e-6, n = config.blockOutChannels.count
         func mid(_ p: String) -> (ResnetBlock, VAEAttention, ResnetBlock) {
             (ResnetBlock(r, "\(p).resnets.0", groups: g, eps: eps, timeEmbedding: false),

@@ -99,7 +99,9 @@ public final class CLIPTextModel: @unchecked Sendable {
         for (i, layer) in layers.enumerated() {
             let y = try layer.norm1(x)
             FlopCounter.add(4 * Double(b * l * l) * Double(h))
-            let a = try Ops.attention(query: layer.q(y), key: layer.k(y), value: layer.v(y), heads: config.numAttentionHeads, causal: true)
+            let bf16 = layer.q.lowPrecision && ComputePrecision.useBF16
+            let a = bf16 ? try Ops.attentionBF16(query: layer.q(y), key: layer.k(y), value: layer.v(y), heads: config.numAttentionHeads, causal: true)
+                         : try Ops.attention(query: layer.q(y), key: layer.k(y), value: layer.v(y), heads: config.numAttentionHeads, causal: true)
             x = try Ops.add(x, layer.out(a))
             var m = try layer.fc1(layer.norm2(x))
             m = config.hiddenAct == .gelu ? try Ops.gelu(m) : try Ops.quickGELU(m)

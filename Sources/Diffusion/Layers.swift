@@ -21,14 +21,18 @@ public struct Linear: Sendable {
     public var weight: Tensor
     public var bias: Tensor?
     public var loras: [LoRAPatch] = []
+    /// Whether this layer may compute in bf16 when `ComputePrecision.current` is bf16.
+    var lowPrecision = false
+    let packed = PackedWeightBox()
 
     public var inFeatures: Int { weight.shape.count == 2 ? weight.shape[1] : 0 }
     public var outFeatures: Int { weight.shape.count == 2 ? weight.shape[0] : 0 }
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
         FlopCounter.add(2 * Double(x.count) * Double(outFeatures))
-        var y = try Profiler.measure(Profiler.enabled ? "linear M=\(x.count / max(1, inFeatures)) K=\(inFeatures) N=\(outFeatures) \(weight.dtype)" : "linear") {
-            try Ops.linear(x, weight: weight, bias: bias)
+        let bf16 = lowPrecision && ComputePrecision.useBF16
+        var y = try Profiler.measure(Profiler.enabled ? "linear M=\(x.count / max(1, inFeatures)) K=\(inFeatures) N=\(outFeatures) \(bf16 ? "bf16" : "\(weight.dtype)")" : "linear") {
+            bf16 ? try Ops.linearBF16(x, weight: packed.get(weight), bias: bias) : try Ops.linear(x, weight: weight, bias: bias)
         }
         for p in loras {
             let down = p.down.rank == 4 ? try p.down.reshaped([p.down.shape[0], p.down.shape[1]]) : p.down
@@ -47,10 +51,15 @@ public struct Conv2d: Sendable {
     public var stride: Int
     public var padding: Padding2D
     public var loras: [LoRAPatch] = []
+    var lowPrecision = false
+    let packed = PackedWeightBox()
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        var y = try Profiler.measure(weight.shape.count == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") {
-            try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+        let bf16 = lowPrecision && ComputePrecision.useBF16 && weight.rank == 4
+        var y = try Profiler.measure((weight.shape.count == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") + (bf16 ? " bf16" : "")) {
+            bf16 ? try Ops.conv2dBF16(x, weight: packed.get(weight), kernel: (weight.shape[2], weight.shape[3]), bias: bias,
+                                      stride: stride, padding: padding)
+                 : try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
         }
         FlopCounter.add(2 * Double(y.count) * Double(weight.count / max(1, weight.shape[0])))
         for p in loras {

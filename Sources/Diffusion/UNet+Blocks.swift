@@ -48,7 +48,10 @@ struct AttentionLayer {
         let (kk, vv) = try kv ?? (k(c), v(c))
         let qq = try q(x)
         FlopCounter.add(4 * Double(qq.count) * Double(kk.shape[kk.rank - 2]))
-        let a = try Profiler.measure(context == nil ? "attention-self" : "attention-cross") { try Ops.attention(query: qq, key: kk, value: vv, heads: heads) }
+        let bf16 = q.lowPrecision && ComputePrecision.useBF16
+        let a = try Profiler.measure((context == nil ? "attention-self" : "attention-cross") + (bf16 ? " bf16" : "")) {
+            bf16 ? try Ops.attentionBF16(query: qq, key: kk, value: vv, heads: heads) : try Ops.attention(query: qq, key: kk, value: vv, heads: heads)
+        }
         return try out(a)
     }
 }

@@ -38,9 +38,13 @@ public final class WeightReader {
     let patches: [String: [LoRAPatch]]
     private(set) var usedPatches = Set<String>()
 
-    public init(_ set: WeightSet, patches: [String: [LoRAPatch]] = [:]) {
+    /// Layers built by this reader may compute in bf16 (UNet, ControlNet, text encoders; not the VAE).
+    let lowPrecision: Bool
+
+    public init(_ set: WeightSet, patches: [String: [LoRAPatch]] = [:], lowPrecision: Bool = true) {
         self.set = set
         self.patches = patches
+        self.lowPrecision = lowPrecision
     }
 
     /// The tensor `name`; records a problem (and returns an empty placeholder) when missing or misshapen.
@@ -75,13 +79,13 @@ public final class WeightReader {
                                               expected: [o, i], got: w.shape, file: set.file))
         }
         let b = bias ? take("\(name).bias") : nil
-        return Linear(weight: w, bias: b, loras: patch(name))
+        return Linear(weight: w, bias: b, loras: patch(name), lowPrecision: lowPrecision)
     }
 
     public func conv(_ name: String, stride: Int = 1, padding: Padding2D = Padding2D(1)) -> Conv2d {
         let w = take("\(name).weight")
         let b = take("\(name).bias")
-        return Conv2d(weight: w, bias: b, stride: stride, padding: padding, loras: patch(name))
+        return Conv2d(weight: w, bias: b, stride: stride, padding: padding, loras: patch(name), lowPrecision: lowPrecision)
     }
 
     public func groupNorm(_ name: String, groups: Int, eps: Float) -> GroupNorm {

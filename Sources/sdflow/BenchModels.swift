@@ -15,7 +15,7 @@ enum ModelBench {
     static func peakRSSMB() -> Double {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
+            let kb = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Double($0) }.first ?? 0
             return kb / 1024
         }
         return 0
@@ -26,7 +26,11 @@ enum ModelBench {
         return try Tensor(shape: shape, values: g.randn(shape.reduce(1, *)).map { $0 * scale })
     }
 
+    /// One untimed warm-up run (first-touch page faults, bf16 weight packing, buffer caches), as the
+    /// PyTorch peer also warms up; then `runs` timed runs.
     static func timed(_ runs: Int, _ body: () throws -> Void) rethrows -> ([Double], Double) {
+        try body()
+        _ = Profiler.take()
         var times: [Double] = []
         var flops = 0.0
         for r in 0..<runs {
@@ -118,17 +122,17 @@ enum ModelBench {
     static func currentRSSMB() -> Double {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
         for line in s.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return (line.split(separator: " ").compactMap { Double($0) }.first ?? 0) / 1024
+            return (line.split(whereSeparator: { $0 == " " || $0 == "\t" }).compactMap { Double($0) }.first ?? 0) / 1024
         }
         return 0
     }
 
-    static func report(_ r: Result, json: Bool, threads: Int) -> String {
+    static func report(_ r: Result, json: Bool, threads: Int, precision: String) -> String {
         let sorted = r.times.sorted()
         let median = sorted[sorted.count / 2]
         let gflops = r.flops / median / 1e9
         if json {
-            var o: [String: Any] = ["component": r.component, "width": r.width, "height": r.height, "precision": "fp32", "threads": threads,
+            var o: [String: Any] = ["component": r.component, "width": r.width, "height": r.height, "precision": precision, "threads": threads,
                                     "median_s": median, "min_s": sorted.first!, "max_s": sorted.last!, "gflops": gflops.rounded(),
                                     "tflop": r.flops / 1e12, "peak_rss_mb": peakRSSMB().rounded()]
             for (k, v) in r.extra { o[k] = v }
@@ -136,7 +140,7 @@ enum ModelBench {
             return String(decoding: d, as: UTF8.self)
         }
         let size = r.width > 0 ? "\(r.width)x\(r.height)" : "77 tokens"
-        return String(format: "%-9@ %-10@ median %8.3fs  min %8.3fs  max %8.3fs  %7.1f GFLOP/s  (%.2f TFLOP)  peak RSS %6.0f MB",
-                      r.component as NSString, size as NSString, median, sorted.first!, sorted.last!, gflops, r.flops / 1e12, peakRSSMB())
+        return String(format: "%-9@ %-10@ %@  median %8.3fs  min %8.3fs  max %8.3fs  %7.1f GFLOP/s  (%.2f TFLOP)  peak RSS %6.0f MB",
+                      r.component as NSString, size as NSString, precision as NSString, median, sorted.first!, sorted.last!, gflops, r.flops / 1e12, peakRSSMB())
     }
 }

@@ -1,0 +1,70 @@
+import Foundation
+import Tensor
+
+/// What the GEMM-heavy layers compute in. `bf16` runs linears, convolutions and attention on bf16
+/// inputs with fp32 accumulation (AMX tiles, else AVX512-BF16), with weights packed once on first use;
+/// softmax, norms and everything else stay fp32, and the VAE always runs in fp32. Without bf16
+/// hardware `bf16` falls back to fp32.
+public enum ComputePrecision: String, CaseIterable, Sendable {
+    case fp32, bf16
+
+    nonisolated(unsafe) private static var selected: ComputePrecision = .fp32
+    private static let lock = NSLock()
+
+    /// The process-wide setting (the CLI's `--precision`), unless the calling thread overrides it.
+    public static var current: ComputePrecision {
+        get {
+            if let raw = Thread.current.threadDictionary[threadKey] as? String, let p = ComputePrecision(rawValue: raw) { return p }
+            return lock.withLock { selected }
+        }
+        set { lock.withLock { selected = newValue } }
+    }
+
+    static let threadKey = "sdflow.precision"
+
+    /// Runs `body` with this thread computing in `p` (layers decide on the thread that calls them), leaving
+    /// the process-wide setting and other threads alone.
+    public static func with<R>(_ p: ComputePrecision, _ body: () throws -> R) rethrows -> R {
+        let dict = Thread.current.threadDictionary
+        let old = dict[threadKey]
+        dict[threadKey] = p.rawValue
+        defer { dict[threadKey] = old }
+        return try body()
+    }
+
+    /// `auto`: bf16 where the CPU has AMX, fp32 elsewhere.
+    public static var automatic: ComputePrecision { BF16Backend.detectedTier >= 2 ? .bf16 : .fp32 }
+
+    public static func parse(_ s: String) -> ComputePrecision? {
+        s == "auto" ? automatic : ComputePrecision(rawValue: s)
+    }
+
+    /// Whether a layer allowed to use bf16 should now.
+    static var useBF16: Bool { current == .bf16 && BF16Backend.available }
+}
+
+/// A weight's bf16 packing, made on first use and then kept; after packing, the mapped source pages
+/// leave the resident set (the packed copy replaces them).
+final class PackedWeightBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var packed: PackedBF16Weight?
+
+    func get(_ weight: Tensor) throws -> PackedBF16Weight {
+        if let p = lock.withLock({ packed }) { return p }
+        let p = try PackedBF16Weight(weight)
+        lock.withLock { packed = p }
+        releasePages(of: weight)
+        return p
+    }
+}
+
+/// madvise(DONTNEED) over a memory-mapped tensor's whole pages.
+func releasePages(of t: Tensor) {
+    guard !t.storage.isWritable else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let start = UInt(bitPattern: t.rawPointer)
+    let lo = (start + UInt(page) - 1) / UInt(page) * UInt(page)
+    let hi = (start + UInt(t.byteCount)) / UInt(page) * UInt(page)
+    guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { return }
+    madvise(p, Int(hi - lo), MADV_DONTNEED)
+}
