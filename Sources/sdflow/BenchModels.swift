@@ -127,6 +127,48 @@ enum ModelBench {
         return 0
     }
 
+    /// bf16 against fp32 on full-size random weights: the UNet output at one step, both text encoders'
+    /// hidden states, and a whole 4-step latent.
+    static func bf16Accuracy(width: Int, height: Int, json: Bool, log: (String) -> Void) throws -> String {
+        func err(_ a: Tensor, _ b: Tensor) -> (Double, Double) {
+            let x = a.toFloats(), y = b.toFloats()
+            let scale = Double(y.map(abs).max() ?? 1)
+            let rms = (y.reduce(0.0) { $0 + Double($1) * Double($1) } / Double(max(1, y.count))).squareRoot()
+            var maxd = 0.0, sum = 0.0
+            for i in 0..<x.count { let d = Double(abs(x[i] - y[i])); maxd = max(maxd, d); sum += d }
+            return (maxd / scale, sum / Double(max(1, x.count)) / rms)
+        }
+        log("building the SDXL UNet and text encoders with random weights...")
+        let unet = try UNet(config: .sdxl, weights: try RandomWeights.weightSet(RandomWeights.unetShapes(.sdxl), component: "UNet"))
+        let l = try CLIPTextModel(config: .sdxlCLIPL, weights: try RandomWeights.weightSet(RandomWeights.clipShapes(.sdxlCLIPL), component: "CLIP-L"))
+        let g = try CLIPTextModel(config: .sdxlBigG, weights: try RandomWeights.weightSet(RandomWeights.clipShapes(.sdxlBigG), component: "bigG"))
+        var lines: [String] = []
+        func line(_ name: String, _ e: (Double, Double)) {
+            lines.append(json ? "{\"component\":\"\(name)\",\"max_rel\":\(e.0),\"mean_rel\":\(e.1)}"
+                              : String(format: "%-12@ bf16 vs fp32: max |diff| / max |fp32| = %.4f, mean |diff| / rms = %.4f", name as NSString, e.0, e.1))
+        }
+        let ids = [[49406] + Array(repeating: 320, count: 20) + [49407] + Array(repeating: 49407, count: 55)]
+        line("clip-l", err(try ComputePrecision.with(.bf16) { try l(ids).hidden }, try ComputePrecision.with(.fp32) { try l(ids).hidden }))
+        line("clip-g", err(try ComputePrecision.with(.bf16) { try g(ids).hidden }, try ComputePrecision.with(.fp32) { try g(ids).hidden }))
+        let x = try randomTensor([1, 4, height / 8, width / 8], seed: 1)
+        let ctx = try unet.prepare(context: try randomTensor([1, 77, 2048], seed: 2))
+        let pooled = try randomTensor([1, 1280], seed: 3)
+        let tid: [[Float]] = [[Float(height), Float(width), 0, 0, Float(height), Float(width)]]
+        log("UNet step at \(width)x\(height) in both precisions...")
+        let u32 = try ComputePrecision.with(.fp32) { try unet(x, timesteps: [999], context: ctx, textEmbeds: pooled, timeIds: tid) }
+        let u16 = try ComputePrecision.with(.bf16) { try unet(x, timesteps: [999], context: try unet.prepare(context: ctx.context), textEmbeds: pooled, timeIds: tid) }
+        line("unet", err(u16, u32))
+        log("4-step latents in both precisions...")
+        let enc = SDXLTextEncoder(clipL: l, clipG: g, tokenizer: try CLIPTokenizer.shared())
+        func latent() throws -> Tensor {
+            try KSampler.sample(unet: unet, prediction: .eps, positive: try enc.encode("a fish made out of dendrobium flowers"), negative: nil,
+                                latent: try Tensor.zeros([1, 4, height / 8, width / 8]),
+                                settings: SamplingSettings(seed: 1, steps: 4, cfg: 1, sampler: .euler, scheduler: .sgmUniform))
+        }
+        line("4-step latent", err(try ComputePrecision.with(.bf16) { try latent() }, try ComputePrecision.with(.fp32) { try latent() }))
+        return lines.joined(separator: "\n")
+    }
+
     static func report(_ r: Result, json: Bool, threads: Int, precision: String) -> String {
         let sorted = r.times.sorted()
         let median = sorted[sorted.count / 2]

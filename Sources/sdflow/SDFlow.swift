@@ -354,6 +354,9 @@ struct Bench: ParsableCommand {
             let med = times.sorted()[times.count / 2]
             print(String(format: "conv3x3 %d->%d @%dx%d  median %.4fs  %.1f GFLOP/s", channels, channels, width, height, med, flops / med / 1e9))
             return
+        case "accuracy":
+            print(try ModelBench.bf16Accuracy(width: width, height: height, json: json, log: log))
+            return
         case "unet": result = try ModelBench.unet(width: width, height: height, runs: n, log: log)
         case "vae": result = try ModelBench.vae(width: width, height: height, runs: n, log: log)
         case "clip": result = try ModelBench.clip(runs: n, log: log)
