@@ -264,6 +264,32 @@ AVX_TARGET static void pack_a(const float *A, int lda, int rows, int rows_pad, i
     if (rows_pad > rows) memset(abuf + (size_t)rows * kcp, 0, (size_t)(rows_pad - rows) * kcp * 2);
 }
 
+// Implicit im2col: A row p (an output pixel) is the channels-last patch of an NHWC image, K ordered
+// (ky, kx, c): kh * kw runs of C contiguous floats (zeros outside the image).
+typedef struct { const float *x; int H, W, C, kh, kw, stride, pt, pl, Wo; } conv_src;
+
+AVX_TARGET static void pack_a_conv(const conv_src *cs, int p0, int rows, int rows_pad, int k0, int kv, int kcp,
+                                   uint16_t *abuf) {
+    const int C = cs->C;
+    for (int r = 0; r < rows; r++) {
+        uint16_t *d = abuf + (size_t)r * kcp;
+        const int p = p0 + r, oy = p / cs->Wo, ox = p % cs->Wo;
+        int k = k0;
+        while (k < k0 + kv) {
+            const int seg = k / C, ci = k % C, len = imin(C - ci, k0 + kv - k);
+            const int ky = seg / cs->kw, kx = seg % cs->kw;
+            const int iy = oy * cs->stride - cs->pt + ky, ix = ox * cs->stride - cs->pl + kx;
+            if (iy >= 0 && iy < cs->H && ix >= 0 && ix < cs->W)
+                cvt_row_avx(cs->x + ((size_t)iy * cs->W + ix) * C + ci, d + (k - k0), len);
+            else
+                memset(d + (k - k0), 0, (size_t)len * 2);
+            k += len;
+        }
+        for (int j = kv; j < kcp; j++) d[j] = 0;
+    }
+    if (rows_pad > rows) memset(abuf + (size_t)rows * kcp, 0, (size_t)(rows_pad - rows) * kcp * 2);
+}
+
 enum { INIT_LOAD = 0, INIT_ZERO = 1, INIT_BIAS = 2 };
 
 // ---------------------------------------------------------------------------------------------
@@ -357,8 +383,10 @@ AVX_TARGET static void avx_block(const uint16_t *a, int kcp, const uint16_t *b0,
 
 typedef void (*block_fn)(const uint16_t *, int, const uint16_t *, const uint16_t *, float *, int, int, const float *);
 
-static void gemm_blocked(int tier, const float *A, int lda, const uint16_t *B, float *C, int ldc, int K,
-                         const float *bias, int accumulate, int n0, int n1, int m0, int m1) {
+// C (+)= A B^T on [m0, m1) x [n0, n1). A: fp32 rows (lda), or the implicit im2col `cs` when non-NULL.
+// trans_out: C is stored transposed, element (m, n) at C[n * ldc + m] (NCHW output planes).
+static void gemm_blocked(int tier, const float *A, int lda, const conv_src *cs, const uint16_t *B, float *C, int ldc,
+                         int trans_out, int K, const float *bias, int accumulate, int n0, int n1, int m0, int m1) {
     if (!tl_bias) tl_bias = (float *)aligned_alloc(64, (size_t)16 * SDF_NC * 4);
     if (!tl_bias) return;
     if (tier == 2) amx_configure();
@@ -368,7 +396,7 @@ static void gemm_blocked(int tier, const float *A, int lda, const uint16_t *B, f
     for (int mb = m0; mb < m1; mb += SDF_MB) {
         const int mrows = imin(SDF_MB, m1 - mb);
         const int mpad = round_up(mrows, 32);
-        const int direct = (mrows % 32 == 0) && (ncols % 16 == 0);
+        const int direct = !trans_out && (mrows % 32 == 0) && (ncols % 16 == 0);
         tl_abuf = (uint16_t *)grow(tl_abuf, &tl_abuf_cap, (size_t)mpad * SDF_KC * 2);
         if (!tl_abuf) return;
         float *cb; int ldcb; int init0;
@@ -388,7 +416,8 @@ static void gemm_blocked(int tier, const float *A, int lda, const uint16_t *B, f
                 for (int j = 0; j < npad; j++) {
                     float v = 0.0f;
                     if (r < mrows && j < ncols) {
-                        if (accumulate) v = C[(size_t)(mb + r) * ldc + n0 + j];
+                        if (accumulate)
+                            v = trans_out ? C[(size_t)(n0 + j) * ldc + mb + r] : C[(size_t)(mb + r) * ldc + n0 + j];
                         if (bias) v += bias[n0 + j];
                     }
                     d[j] = v;
@@ -398,7 +427,8 @@ static void gemm_blocked(int tier, const float *A, int lda, const uint16_t *B, f
         }
         for (int kc = 0; kc < Kp; kc += SDF_KC) {
             const int kcp = imin(SDF_KC, Kp - kc);
-            pack_a(A + (size_t)mb * lda, lda, mrows, mpad, kc, imin(kcp, K - kc), kcp, tl_abuf);
+            if (cs) pack_a_conv(cs, mb, mrows, mpad, kc, imin(kcp, K - kc), kcp, tl_abuf);
+            else pack_a(A + (size_t)mb * lda, lda, mrows, mpad, kc, imin(kcp, K - kc), kcp, tl_abuf);
             const int init = kc == 0 ? init0 : INIT_LOAD;
             for (int nc = 0; nc < npad; nc += SDF_NC) {
                 const int npan = imin(SDF_NC, npad - nc) / 16;
@@ -418,7 +448,15 @@ static void gemm_blocked(int tier, const float *A, int lda, const uint16_t *B, f
                 }
             }
         }
-        if (!direct) {
+        if (trans_out) {
+            for (int r0 = 0; r0 < mrows; r0 += 16) {
+                const int r1 = imin(mrows, r0 + 16);
+                for (int j = 0; j < ncols; j++) {
+                    float *dst = C + (size_t)(n0 + j) * ldc + mb;
+                    for (int r = r0; r < r1; r++) dst[r] = cb[(size_t)r * ldcb + j];
+                }
+            }
+        } else if (!direct) {
             for (int r = 0; r < mrows; r++)
                 memcpy(C + (size_t)(mb + r) * ldc + n0, cb + (size_t)r * ldcb, (size_t)ncols * 4);
         }
@@ -468,7 +506,22 @@ void sdf_bf16_gemm_tier(int tier, const float *A, int lda, const uint16_t *packe
         gemm_scalar(A, lda, packedB, C, ldc, K, bias, accumulate, n_begin, n_end, m_begin, m_end);
         return;
     }
-    gemm_blocked(tier, A, lda, packedB, C, ldc, K, bias, accumulate, n_begin, n_end, m_begin, m_end);
+    gemm_blocked(tier, A, lda, NULL, packedB, C, ldc, 0, K, bias, accumulate, n_begin, n_end, m_begin, m_end);
+}
+
+void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, int kw, int stride,
+                        int pad_top, int pad_left, int Ho, int Wo, const uint16_t *packedB, int O,
+                        const float *bias, float *y, int p_begin, int p_end, int n_begin, int n_end) {
+    const int hw = sdf_bf16_hw_tier();
+    if (tier > hw) tier = hw;
+    const int P = Ho * Wo, K = C * kh * kw;
+    if (p_begin < 0) p_begin = 0;
+    if (n_begin < 0) n_begin = 0;
+    if (p_end > P) p_end = P;
+    if (n_end > O) n_end = O;
+    if (p_begin >= p_end || n_begin >= n_end || tier <= 0 || K <= 0 || (n_begin % 16) != 0) return;
+    conv_src cs = { xt, H, W, C, kh, kw, stride, pad_top, pad_left, Wo };
+    gemm_blocked(tier, NULL, 0, &cs, packedB, y, P, 1, K, bias, 0, n_begin, n_end, p_begin, p_end);
 }
 
 void sdf_bf16_gemm(const float *A, int lda, const uint16_t *packedB, float *C, int ldc, int M, int N, int K,

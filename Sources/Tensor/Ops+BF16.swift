@@ -64,15 +64,16 @@ extension Ops {
         return y
     }
 
-    /// Target im2col floats per work item of `conv2dBF16` (4 Mi floats, 16 MiB).
-    public static let bf16ConvChunkFloats = 4 << 20
+    /// Largest band of `conv2dBF16` work, in pixels x K (no buffer of that size is allocated; the
+    /// band only bounds how much one work item computes): 64 Mi.
+    public static let bf16ConvChunkFloats = 64 << 20
 
     /// `conv2d` with a pre-packed bf16 weight (packed from [O, C, kh, kw]); NCHW in and out, f32 out.
     /// The GEMM runs transposed (rows = output pixels, K = kh*kw*C channels-last patches, N = O): the
-    /// input is converted to NHWC once per image, each work item unfolds a band of output pixels
-    /// into [pixels, K] rows (1x1 stride-1 unpadded: the NHWC rows themselves), multiplies on one core
-    /// and writes its [pixels, O] block transposed into the NCHW output. Work items (image, band)
-    /// run on all cores. Tier 0: `Ops.conv2d(x, weight: weight.source, ...)`.
+    /// input is converted to NHWC once per image; `sdf_bf16_conv_gemm` gathers each band's patches
+    /// straight into its bf16 A buffer (implicit im2col, no column matrix) and writes the [pixels, O]
+    /// result transposed into the NCHW output planes. Bands of pixels run on all cores.
+    /// Tier 0: `Ops.conv2d(x, weight: weight.source, ...)`.
     public static func conv2dBF16(_ x: Tensor, weight: PackedBF16Weight, kernel: (Int, Int), bias: Tensor?,
                                   stride: Int = 1, padding: Padding2D = .zero,
                                   maxColumnFloats: Int = bf16ConvChunkFloats) throws -> Tensor {
@@ -105,35 +106,24 @@ extension Ops {
         let hwo = ho * wo, hw = h * w, ck = c * kh * kw
         guard hwo <= Int(Int32.max), ck <= Int(Int32.max) / 2 else { throw TensorError.tooLarge(op: op, detail: "\(x.shape)") }
         let yp = y.f32MutablePointer, xp = xf.f32Pointer, bp = b?.f32Pointer
-        let plain = kh == 1 && kw == 1 && stride == 1 && padding == .zero
-        // Pixels per work item: each image's pixels in a multiple of `cores` bands of at most
-        // maxColumnFloats / K rows (rounded to 32).
+        // Work items: bands of output pixels of one image, `cores` per image or more when a band would
+        // exceed maxColumnFloats / K pixels (tests use small values to exercise many bands).
         let cores = Parallel.cores
-        let bands = cores * max(1, (hwo * ck + maxColumnFloats * cores - 1) / max(maxColumnFloats * cores, 1))
-        var pix = (hwo + bands - 1) / bands
-        if pix > 32 { pix = (pix + 31) / 32 * 32 }
-        pix = max(1, min(pix, hwo))
+        var pix = (hwo + cores - 1) / cores
+        pix = min(pix, max(1, maxColumnFloats / max(ck, 1)))
+        if pix > 32 { pix = pix / 32 * 32 }
         let bandsPerImage = (hwo + pix - 1) / pix
+        let t32 = Int32(tier)
         try ScratchPool.shared.withFloats(hw * c) { xt in
             for img in 0..<nImg {
                 // NHWC copy of this image: xt[p, c] = x[c, p].
                 transposeBlocked(xp + img * c * hw, rows: c, cols: hw, ld: hw, into: xt, ldOut: c)
+                let yi = yp + img * o * hwo
                 Parallel.forEach(bandsPerImage) { band in
-                    let p0 = band * pix, np = min(pix, hwo - p0)
-                    ScratchPool.shared.withFloats(np * o + (plain ? 0 : np * ck)) { buf in
-                        let out = buf
-                        var a = UnsafePointer(xt + p0 * c)
-                        if !plain {
-                            let col = buf + np * o
-                            im2colRows(xt, h: h, w: w, c: c, kh: kh, kw: kw, stride: stride, padding: padding,
-                                       p0: p0, count: np, wo: wo, into: col)
-                            a = UnsafePointer(col)
-                        }
-                        sdf_bf16_gemm_tier(Int32(tier), a, Int32(ck), packed, out, Int32(o), Int32(np), Int32(o), Int32(ck),
-                                           bp, 0, 0, Int32(o), 0, Int32(np))
-                        // [np, O] -> y[img, o, p0 + j]
-                        transposeBlocked(out, rows: np, cols: o, ld: o, into: yp + img * o * hwo + p0, ldOut: hwo)
-                    }
+                    let p0 = band * pix, p1 = min(hwo, p0 + pix)
+                    sdf_bf16_conv_gemm(t32, xt, Int32(h), Int32(w), Int32(c), Int32(kh), Int32(kw), Int32(stride),
+                                       Int32(padding.top), Int32(padding.left), Int32(ho), Int32(wo), packed, Int32(o),
+                                       bp, yi, Int32(p0), Int32(p1), 0, Int32(o))
                 }
             }
         }
@@ -159,28 +149,6 @@ extension Ops {
                 j0 = j1
             }
             i0 = i1
-        }
-    }
-
-    /// Channels-last im2col: for output pixels [p0, p0 + count) writes rows of K = kh*kw*c values
-    /// ordered (ky, kx, c) from the NHWC image xt, zeros outside the input.
-    static func im2colRows(_ xt: UnsafePointer<Float>, h: Int, w: Int, c: Int, kh: Int, kw: Int, stride: Int,
-                           padding: Padding2D, p0: Int, count: Int, wo: Int, into col: UnsafeMutablePointer<Float>) {
-        let ck = c * kh * kw
-        for j in 0..<count {
-            let p = p0 + j
-            let oy = p / wo, ox = p % wo
-            var d = col + j * ck
-            for ky in 0..<kh {
-                let iy = oy * stride - padding.top + ky
-                if iy < 0 || iy >= h { d.update(repeating: 0, count: kw * c); d += kw * c; continue }
-                for kx in 0..<kw {
-                    let ix = ox * stride - padding.left + kx
-                    if ix < 0 || ix >= w { d.update(repeating: 0, count: c) }
-                    else { d.update(from: xt + (iy * w + ix) * c, count: c) }
-                    d += c
-                }
-            }
         }
     }
 

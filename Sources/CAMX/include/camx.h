@@ -51,6 +51,16 @@ void sdf_bf16_gemm_tier(int tier, const float *A, int lda, const uint16_t *packe
                         int M, int N, int K, const float *bias, int accumulate,
                         int n_begin, int n_end, int m_begin, int m_end);
 
+/// Convolution as an implicit GEMM on one NHWC image `xt` [H, W, C] with a weight packed with K ordered
+/// (ky, kx, c) (N = O, K = kh * kw * C): for output pixels p in [p_begin, p_end) (p = oy * Wo + ox)
+/// and output channels o in [n_begin, n_end) (n_begin a multiple of 16) writes
+///     y[o * Ho * Wo + p] = bias[o] + sum_{ky, kx, c} bf16(x[oy*stride - pad_top + ky, ox*stride - pad_left + kx, c]) * W[o, ky, kx, c]
+/// (zero outside the image), i.e. one image's NCHW output planes. The patches are gathered and
+/// converted to bf16 straight into the per-thread A buffer (no im2col matrix). tier >= 1 only.
+void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, int kw, int stride,
+                        int pad_top, int pad_left, int Ho, int Wo, const uint16_t *packedB, int O,
+                        const float *bias, float *y, int p_begin, int p_end, int n_begin, int n_end);
+
 /// Bare multiply-accumulate loop on registers only (no memory traffic), on the calling thread:
 /// tier 2: `iters` x 4 tdpbf16ps (2x2 tiles of 16x16 fp32, K = 32); tier 1: `iters` x 24 vdpbf16ps.
 /// Returns the floating-point operations performed (2 per multiply-add), 0 if the tier is unavailable.
