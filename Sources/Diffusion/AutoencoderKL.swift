@@ -17,7 +17,9 @@ struct VAEAttention {
         let (b, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let t = try norm(x).permuted([0, 2, 3, 1]).reshaped([b, h * w, c])
         FlopCounter.add(4 * Double(h * w) * Double(h * w) * Double(c) * Double(b))
-        let a = try out(Ops.attention(query: q(t), key: k(t), value: v(t), heads: 1))
+        let bf16 = q.lowPrecision && ComputePrecision.useBF16
+        let a = try out(bf16 ? Ops.attentionBF16(query: q(t), key: k(t), value: v(t), heads: 1)
+                             : Ops.attention(query: q(t), key: k(t), value: v(t), heads: 1))
         return try Ops.add(a.reshaped([b, h, w, c]).permuted([0, 3, 1, 2]), x)
     }
 }
@@ -42,7 +44,9 @@ public final class AutoencoderKL: @unchecked Sendable {
     public init(config: VAEConfig, weights: WeightSet) throws {
         self.config = config
         self.weights = weights
-        let r = WeightReader(weights, lowPrecision: false)   // the VAE stays fp32 (SDXL's VAE overflows in half precision)
+        // bf16 keeps fp32's exponent range, so the SDXL VAE (which overflows in fp16) is safe in bf16
+        // (measured: BF16ModelTests, sdflow bench accuracy); fp32 unless --precision bf16.
+        let r = WeightReader(weights, lowPrecision: true)
         let g = config.normNumGroups, eps: Float = 1e-6, n = config.blockOutChannels.count
         func mid(_ p: String) -> (ResnetBlock, VAEAttention, ResnetBlock) {
             (ResnetBlock(r, "\(p).resnets.0", groups: g, eps: eps, timeEmbedding: false),

@@ -3,8 +3,8 @@ import Tensor
 
 /// What the GEMM-heavy layers compute in. `bf16` runs linears, convolutions and attention on bf16
 /// inputs with fp32 accumulation (AMX tiles, else AVX512-BF16), with weights packed once on first use;
-/// softmax, norms and everything else stay fp32, and the VAE always runs in fp32. Without bf16
-/// hardware `bf16` falls back to fp32.
+/// softmax, norms and everything else stay fp32. The VAE follows too (bf16 has fp32's exponent range,
+/// unlike the fp16 that SDXL's VAE overflows in). Without bf16 hardware `bf16` falls back to fp32.
 public enum ComputePrecision: String, CaseIterable, Sendable {
     case fp32, bf16
 

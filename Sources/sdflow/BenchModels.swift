@@ -166,6 +166,10 @@ enum ModelBench {
                                 settings: SamplingSettings(seed: 1, steps: 4, cfg: 1, sampler: .euler, scheduler: .sgmUniform))
         }
         line("4-step latent", err(try ComputePrecision.with(.bf16) { try latent() }, try ComputePrecision.with(.fp32) { try latent() }))
+        log("VAE decode at \(width)x\(height) in both precisions...")
+        let vae = try AutoencoderKL(config: .sdxl, weights: try RandomWeights.weightSet(RandomWeights.vaeShapes(.sdxl), component: "VAE", dtype: .f32))
+        let z = try randomTensor([1, 4, height / 8, width / 8], seed: 4)
+        line("vae decode", err(try ComputePrecision.with(.bf16) { try vae.decode(z) }, try ComputePrecision.with(.fp32) { try vae.decode(z) }))
         return lines.joined(separator: "\n")
     }
 

@@ -43,6 +43,13 @@ import Tensor
         print("bf16 vs fp32, tiny bigG hidden: max rel \(eg.maxRel), mean rel \(eg.meanRel)")
         #expect(eg.maxRel <= 0.05 && eg.meanRel <= 0.02)
 
+        let vae = comps.vae
+        let d32 = try withPrecision(.fp32) { try vae.decode(try ref("vae.in.z")) }
+        let d16 = try withPrecision(.bf16) { try vae.decode(try ref("vae.in.z")) }
+        let ev = errors(d16, d32)
+        print("bf16 vs fp32, tiny VAE decode: max rel \(ev.maxRel), mean rel \(ev.meanRel)")
+        #expect(ev.maxRel <= 0.05 && ev.meanRel <= 0.02)
+
         // A whole 4-step latent (euler, sgm_uniform): errors compound over steps, bound 10% / 3%.
         let enc = SDXLTextEncoder(clipL: comps.clipL, clipG: comps.clipG, tokenizer: try CLIPTokenizer.shared())
         func latent() throws -> Tensor {
