@@ -1,11 +1,15 @@
 // See include/camx.h. Loop nest per call (one thread, one block of C):
-//   MB rows at a time (1024): for each KC slice of K (512): the MB x KC slice of A is converted to bf16
-//   once into a per-thread buffer (1 MiB, L2); then for NC columns (256), MC rows (64), each pair of
-//   16-column B panels (2 x 16 x 512 bf16 = 32 KiB, kept in L1 while MC/32 row blocks use it), the
-//   micro-kernel updates 32 x 32 outputs (2 x 2 AMX tiles, or 4 x (8 x 32) AVX512-BF16 blocks).
-// C stays in memory between KC slices (loaded into tiles at the start of a slice, stored at its end).
-// Edge blocks (rows not a multiple of 32, columns not a multiple of 16) go through a per-thread
-// padded copy of C.
+//   MB rows at a time (128): for each slice of K (K split into equal slices of at most KC = 1024,
+//   multiples of 32): the MB x slice block of A is converted to bf16 once into a per-thread buffer
+//   (<= 264 KiB, L2); then for NC columns (256), MC rows (64), each pair of 16-column B panels
+//   (2 x 16 x slice bf16, <= 64 KiB), the micro-kernel updates 32 x 32 outputs (2 x 2 AMX tiles, or
+//   4 x (8 x 32) AVX512-BF16 blocks) over the whole slice.
+// For K <= 1024 (most SDXL linears) C is therefore loaded/stored once; long slices mattered more
+// than L1 residency (measured: slices of 256-512 with L1-sized blocks reached ~30% of the bare
+// tdpbf16ps rate, 1024 ~45%). Packed A rows are padded by one cache line: power-of-two row strides
+// put a tile's 16 rows into 2 L1 sets (+12% on an L1-resident micro-kernel with the padding).
+// Edge blocks (rows not a multiple of 32, columns not a multiple of 16) and transposed (NCHW) output
+// go through a per-thread padded copy of C.
 #include "camx.h"
 #include <cpuid.h>
 #include <pthread.h>
@@ -16,13 +20,13 @@
 #include <immintrin.h>
 
 #ifndef SDF_KC
-#define SDF_KC 512
+#define SDF_KC 1024
 #endif
 #ifndef SDF_MC
 #define SDF_MC 64
 #endif
 #ifndef SDF_MB
-#define SDF_MB 1024
+#define SDF_MB 128
 #endif
 #ifndef SDF_NC
 #define SDF_NC 256
@@ -255,13 +259,14 @@ AMX_TARGET static void amx_configure(void) {
 // A packing: rows [0, rows) of A (fp32, lda), columns [k0, k0 + kv), into abuf [rows_pad][kcp] bf16,
 // zero-padded in k (up to kcp) and in rows (up to rows_pad).
 
-AVX_TARGET static void pack_a(const float *A, int lda, int rows, int rows_pad, int k0, int kv, int kcp, uint16_t *abuf) {
+AVX_TARGET static void pack_a(const float *A, int lda, int rows, int rows_pad, int k0, int kv, int kcp, int ldab,
+                              uint16_t *abuf) {
     for (int r = 0; r < rows; r++) {
-        uint16_t *d = abuf + (size_t)r * kcp;
+        uint16_t *d = abuf + (size_t)r * ldab;
         cvt_row_avx(A + (size_t)r * lda + k0, d, kv);
         for (int j = kv; j < kcp; j++) d[j] = 0;
     }
-    if (rows_pad > rows) memset(abuf + (size_t)rows * kcp, 0, (size_t)(rows_pad - rows) * kcp * 2);
+    if (rows_pad > rows) memset(abuf + (size_t)rows * ldab, 0, (size_t)(rows_pad - rows) * ldab * 2);
 }
 
 // Implicit im2col: A row p (an output pixel) is the channels-last patch of an NHWC image, K ordered
@@ -269,10 +274,10 @@ AVX_TARGET static void pack_a(const float *A, int lda, int rows, int rows_pad, i
 typedef struct { const float *x; int H, W, C, kh, kw, stride, pt, pl, Wo; } conv_src;
 
 AVX_TARGET static void pack_a_conv(const conv_src *cs, int p0, int rows, int rows_pad, int k0, int kv, int kcp,
-                                   uint16_t *abuf) {
+                                   int ldab, uint16_t *abuf) {
     const int C = cs->C;
     for (int r = 0; r < rows; r++) {
-        uint16_t *d = abuf + (size_t)r * kcp;
+        uint16_t *d = abuf + (size_t)r * ldab;
         const int p = p0 + r, oy = p / cs->Wo, ox = p % cs->Wo;
         int k = k0;
         while (k < k0 + kv) {
@@ -287,7 +292,7 @@ AVX_TARGET static void pack_a_conv(const conv_src *cs, int p0, int rows, int row
         }
         for (int j = kv; j < kcp; j++) d[j] = 0;
     }
-    if (rows_pad > rows) memset(abuf + (size_t)rows * kcp, 0, (size_t)(rows_pad - rows) * kcp * 2);
+    if (rows_pad > rows) memset(abuf + (size_t)rows * ldab, 0, (size_t)(rows_pad - rows) * ldab * 2);
 }
 
 enum { INIT_LOAD = 0, INIT_ZERO = 1, INIT_BIAS = 2 };
@@ -308,11 +313,11 @@ enum { INIT_LOAD = 0, INIT_ZERO = 1, INIT_BIAS = 2 };
         }                                                                                    \
     } while (0)
 
-AMX_TARGET static void amx_block(const uint16_t *a, int kcp, const uint16_t *b0, const uint16_t *b1,
+AMX_TARGET static void amx_block(const uint16_t *a, int lda, int kcp, const uint16_t *b0, const uint16_t *b1,
                                  float *c, int ldc, int init, const float *biasrows) {
-    const long lda_b = (long)kcp * 2, ldc_b = (long)ldc * 4;
+    const long lda_b = (long)lda * 2, ldc_b = (long)ldc * 4;
     const int ksteps = kcp / 32;
-    const uint16_t *a1 = a + 16 * kcp;
+    const uint16_t *a1 = a + 16 * (size_t)lda;
     if (b1) {
         AMX_INIT_2(c, ldc_b, ldc, init, biasrows, 1);
         for (int s = 0; s < ksteps; s++) {
@@ -345,7 +350,7 @@ AMX_TARGET static void amx_block(const uint16_t *a, int kcp, const uint16_t *b0,
 
 #define AVX_ROWS 8
 static inline __attribute__((always_inline)) AVX_TARGET void avx_block_np(
-        const int NP, const uint16_t *a, int kcp, const uint16_t *b0, const uint16_t *b1,
+        const int NP, const uint16_t *a, int lda, int kcp, const uint16_t *b0, const uint16_t *b1,
         float *c, int ldc, int init, const float *biasrows) {
     __m512 acc[AVX_ROWS][2];
     for (int i = 0; i < AVX_ROWS; i++)
@@ -356,7 +361,7 @@ static inline __attribute__((always_inline)) AVX_TARGET void avx_block_np(
         }
     const int pairs = kcp / 2;
     const uint32_t *a32 = (const uint32_t *)a;
-    const int lda32 = kcp / 2;
+    const int lda32 = lda / 2;
     for (int p = 0; p < pairs; p++) {
         __m512bh vb0 = (__m512bh)_mm512_loadu_si512((const void *)(b0 + 32 * p));
         __m512bh vb1 = NP > 1 ? (__m512bh)_mm512_loadu_si512((const void *)(b1 + 32 * p)) : vb0;
@@ -370,18 +375,18 @@ static inline __attribute__((always_inline)) AVX_TARGET void avx_block_np(
         for (int q = 0; q < NP; q++) _mm512_storeu_ps(c + (size_t)i * ldc + 16 * q, acc[i][q]);
 }
 
-AVX_TARGET static void avx_block(const uint16_t *a, int kcp, const uint16_t *b0, const uint16_t *b1,
+AVX_TARGET static void avx_block(const uint16_t *a, int lda, int kcp, const uint16_t *b0, const uint16_t *b1,
                                  float *c, int ldc, int init, const float *biasrows) {
     for (int r = 0; r < 32; r += AVX_ROWS) {
-        if (b1) avx_block_np(2, a + (size_t)r * kcp, kcp, b0, b1, c + (size_t)r * ldc, ldc, init, biasrows);
-        else avx_block_np(1, a + (size_t)r * kcp, kcp, b0, b1, c + (size_t)r * ldc, ldc, init, biasrows);
+        if (b1) avx_block_np(2, a + (size_t)r * lda, lda, kcp, b0, b1, c + (size_t)r * ldc, ldc, init, biasrows);
+        else avx_block_np(1, a + (size_t)r * lda, lda, kcp, b0, b1, c + (size_t)r * ldc, ldc, init, biasrows);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Driver (tiers 1 and 2)
 
-typedef void (*block_fn)(const uint16_t *, int, const uint16_t *, const uint16_t *, float *, int, int, const float *);
+typedef void (*block_fn)(const uint16_t *, int, int, const uint16_t *, const uint16_t *, float *, int, int, const float *);
 
 // C (+)= A B^T on [m0, m1) x [n0, n1). A: fp32 rows (lda), or the implicit im2col `cs` when non-NULL.
 // trans_out: C is stored transposed, element (m, n) at C[n * ldc + m] (NCHW output planes).
@@ -393,11 +398,17 @@ static void gemm_blocked(int tier, const float *A, int lda, const conv_src *cs, 
     block_fn blk = tier == 2 ? amx_block : avx_block;
     const int Kp = round_up(K, 32);
     const int ncols = n1 - n0, npad = round_up(ncols, 16);
+    // K slices of equal size (multiples of 32) of at most SDF_KC.
+    const int nks = (Kp + SDF_KC - 1) / SDF_KC;
+    const int kcb = round_up((Kp + nks - 1) / nks, 32);
+    // Row stride of the packed A block: one cache line more than the slice, so that the 32 rows a
+    // micro-kernel reads do not all fall into the same few L1 sets (power-of-two strides).
+    const int ldab = kcb + 32;
     for (int mb = m0; mb < m1; mb += SDF_MB) {
         const int mrows = imin(SDF_MB, m1 - mb);
         const int mpad = round_up(mrows, 32);
         const int direct = !trans_out && (mrows % 32 == 0) && (ncols % 16 == 0);
-        tl_abuf = (uint16_t *)grow(tl_abuf, &tl_abuf_cap, (size_t)mpad * SDF_KC * 2);
+        tl_abuf = (uint16_t *)grow(tl_abuf, &tl_abuf_cap, (size_t)mpad * ldab * 2);
         if (!tl_abuf) return;
         float *cb; int ldcb; int init0;
         if (direct) {
@@ -425,10 +436,10 @@ static void gemm_blocked(int tier, const float *A, int lda, const conv_src *cs, 
             }
             init0 = INIT_LOAD;
         }
-        for (int kc = 0; kc < Kp; kc += SDF_KC) {
-            const int kcp = imin(SDF_KC, Kp - kc);
-            if (cs) pack_a_conv(cs, mb, mrows, mpad, kc, imin(kcp, K - kc), kcp, tl_abuf);
-            else pack_a(A + (size_t)mb * lda, lda, mrows, mpad, kc, imin(kcp, K - kc), kcp, tl_abuf);
+        for (int kc = 0; kc < Kp; kc += kcb) {
+            const int kcp = imin(kcb, Kp - kc);
+            if (cs) pack_a_conv(cs, mb, mrows, mpad, kc, imin(kcp, K - kc), kcp, ldab, tl_abuf);
+            else pack_a(A + (size_t)mb * lda, lda, mrows, mpad, kc, imin(kcp, K - kc), kcp, ldab, tl_abuf);
             const int init = kc == 0 ? init0 : INIT_LOAD;
             for (int nc = 0; nc < npad; nc += SDF_NC) {
                 const int npan = imin(SDF_NC, npad - nc) / 16;
@@ -442,7 +453,7 @@ static void gemm_blocked(int tier, const float *A, int lda, const conv_src *cs, 
                         const uint16_t *b0 = B + ((size_t)((n0 + nc) / 16 + p) * Kp + kc) * 16;
                         const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
                         for (int r = mc; r < mce; r += 32)
-                            blk(tl_abuf + (size_t)r * kcp, kcp, b0, b1, cb + (size_t)r * ldcb + nc + p * 16, ldcb,
+                            blk(tl_abuf + (size_t)r * ldab, ldab, kcp, b0, b1, cb + (size_t)r * ldcb + nc + p * 16, ldcb,
                                 init, tl_bias + p * 16);
                     }
                 }

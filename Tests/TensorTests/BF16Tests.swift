@@ -74,6 +74,7 @@ func rms(_ t: Tensor) -> Float {
         ([1], 1, 1, true, .f32), ([5], 7, 1, false, .f32), ([33], 31, 17, true, .f32),
         ([70], 100, 48, false, .f16), ([2, 37], 300, 65, true, .bf16), ([130], 513, 96, true, .f32),
         ([1030], 40, 33, false, .f32), ([3, 50], 1100, 250, true, .f16), ([64], 64, 64, true, .f32),
+        ([40], 2100, 40, true, .f32), ([300], 32, 16, false, .bf16),
     ]
 
     @Test(arguments: Array(0..<linearCases.count))
