@@ -29,7 +29,8 @@ for spec in "${specs[@]}"; do
   size=${spec#*:}; [ "$size" = "$spec" ] && size=1024x1024
   w=${size%x*}; h=${size#*x}
   ours=$("$bin" bench "$comp" --width "$w" --height "$h" --runs "$runs" --precision "$precision" --json | tail -1)
-  peer=$(python3 Benchmarks/diffusers_reference.py "$comp" --width "$w" --height "$h" --runs "$runs" --threads "$threads" \
+  extra=(); [ "${CHANNELS_LAST:-0}" = 1 ] && extra=(--channels-last)
+  peer=$(python3 Benchmarks/diffusers_reference.py "$comp" --width "$w" --height "$h" --runs "$runs" --threads "$threads" "${extra[@]}" \
          --precision "$precision" 2>/dev/null | tail -1)
   echo "$ours" >> "$out"; echo "$peer" >> "$out"
   python3 - "$ours" "$peer" <<'PY'

@@ -321,7 +321,7 @@ struct Bench: ParsableCommand {
             throw ExitCode(Exit.invalid)
         }
         ComputePrecision.current = p
-        guard width % 8 == 0, height % 8 == 0, width >= 64, height >= 64 else {
+        guard width % 8 == 0, height % 8 == 0, (width >= 64 && height >= 64) || what == "conv" else {
             stderrLine("error: --width and --height must be multiples of 8, at least 64")
             throw ExitCode(Exit.invalid)
         }
