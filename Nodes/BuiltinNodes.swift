@@ -24,6 +24,7 @@ let builtinDefinitions: [NodeDefinition] = [
     VAEDecodeNode.definition,
     VAEDecodeTiledNode.definition,
     VAEEncodeNode.definition,
+    VAEEncodeTiledNode.definition,
     ControlNetLoaderNode.definition,
     ControlNetApplyNode.definition,
     LoadImageNode.definition,

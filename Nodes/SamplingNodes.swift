@@ -198,6 +198,25 @@ enum VAEEncodeNode {
     }
 }
 
+enum VAEEncodeTiledNode {
+    static let definition = NodeDefinition(
+        name: "VAEEncodeTiled", category: "latent",
+        summary: "Encodes images tile by tile (overlapping tiles blended in latent space) to bound memory on large images.",
+        inputs: [.link("pixels", .image), .link("vae", .vae), .int("tile_size", default: 512, min: 64, max: 4096, multipleOf: 8),
+                 .int("overlap", default: 64, min: 0, max: 4096, multipleOf: 8)],
+        outputs: [OutputSpec("latent", .latent)], isHeavy: true
+    ) { ctx in
+        let vae = try ctx.object("vae", as: VAEValue.self).vae
+        let img = try ctx.object("pixels", as: ImageValue.self).batch
+        let tile = try ctx.int("tile_size"), overlap = try ctx.int("overlap")
+        guard overlap * 2 < tile else { throw NodeError("overlap \(overlap) must be less than half the tile size \(tile)", input: "overlap") }
+        do {
+            let out = try vae.encodeTiled(try vaeInput(img), tile: tile, overlap: overlap) { s, t in try ctx.progress(step: s, total: t) }
+            return [.object(LatentValue(out))]
+        } catch { throw modelError(error, input: "pixels") }
+    }
+}
+
 /// SaveLatent: ComfyUI-compatible `.latent` safetensors (`latent_tensor` in VAE space).
 enum SaveLatentNode {
     static let definition = NodeDefinition(

@@ -164,3 +164,54 @@ extension AutoencoderKL {
         return try Tensor(shape: [b, 3, oh, ow], values: acc)
     }
 }
+
+extension AutoencoderKL {
+    /// Encodes in overlapping pixel tiles (`tile` x `tile`, overlap `overlap`, both multiples of 8) and blends
+    /// the tiles' posterior means in latent space with linear ramps, bounding memory by the tile size.
+    public func encodeTiled(_ x: Tensor, tile: Int, overlap: Int,
+                            progress: (_ step: Int, _ total: Int) throws -> Void = { _, _ in }) throws -> Tensor {
+        let (b, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let f = config.downscale
+        guard tile % f == 0, overlap % f == 0, overlap * 2 < tile, h % f == 0, w % f == 0 else {
+            throw ModelError.invalidInput("VAE tiled encode: tile \(tile), overlap \(overlap) and the image \(w)x\(h) must be multiples of \(f), overlap under half the tile")
+        }
+        if h <= tile && w <= tile { return try encode(x) }
+        func starts(_ n: Int) -> [Int] {
+            if n <= tile { return [0] }
+            var s = Array(Swift.stride(from: 0, to: n - tile, by: tile - overlap))
+            s.append(n - tile)
+            return s
+        }
+        let ys = starts(h), xs = starts(w)
+        let lc = config.latentChannels, lh = h / f, lw = w / f
+        var acc = [Float](repeating: 0, count: b * lc * lh * lw)
+        var weight = [Float](repeating: 0, count: lh * lw)
+        let ramp = overlap / f
+        var done = 0
+        let xf = x.asF32()
+        for bi in 0..<b {
+            let xb = try xf.narrowed(dim: 0, start: bi, length: 1)
+            for y0 in ys {
+                for x0 in xs {
+                    let th = min(tile, h - y0), tw = min(tile, w - x0)
+                    let part = try xb.narrowed(dim: 2, start: y0, length: th).narrowed(dim: 3, start: x0, length: tw)
+                    let z = try encode(part).toFloats()
+                    let ph = th / f, pw = tw / f
+                    for yy in 0..<ph {
+                        let wy: Float = ramp > 0 ? min(1, Float(min(yy + 1, ph - yy)) / Float(ramp)) : 1
+                        for xx in 0..<pw {
+                            let wx: Float = ramp > 0 ? min(1, Float(min(xx + 1, pw - xx)) / Float(ramp)) : 1
+                            let oy = y0 / f + yy, ox = x0 / f + xx
+                            if bi == 0 { weight[oy * lw + ox] += wy * wx }
+                            for c in 0..<lc { acc[((bi * lc + c) * lh + oy) * lw + ox] += z[(c * ph + yy) * pw + xx] * wy * wx }
+                        }
+                    }
+                    done += 1
+                    try progress(done, ys.count * xs.count * b)
+                }
+            }
+        }
+        for bi in 0..<b { for c in 0..<lc { for p in 0..<(lh * lw) { acc[(bi * lc + c) * lh * lw + p] /= max(weight[p], 1e-8) } } }
+        return try Tensor(shape: [b, lc, lh, lw], values: acc)
+    }
+}

@@ -147,3 +147,25 @@ import Tensor
         _ = try AutoencoderKL(config: tinyConfigs.vae, weights: try RandomWeights.weightSet(RandomWeights.vaeShapes(tinyConfigs.vae), component: "VAE"))
     }
 }
+
+@Suite struct TiledVAETests {
+    /// Tiled decode/encode agree with the whole-image pass away from the seams' blending: with tiles as
+    /// large as the image they are identical, and with overlapping tiles they stay close (the tiny VAE's
+    /// receptive field spans the image, so the bound is loose: 0.5 of the output scale).
+    @Test func tiledMatchesWhole() throws {
+        let vae = try #require(try singleFile?.vae)
+        let z = try ref("vae.in.z")
+        let whole = try vae.decode(z)
+        #expect(try vae.decodeTiled(z, tile: 8, overlap: 2).toFloats() == whole.toFloats())
+        let tiled = try vae.decodeTiled(z, tile: 6, overlap: 2)
+        #expect(tiled.shape == whole.shape)
+        let img = try ref("vae.in.image")
+        let mean = try vae.encode(img)
+        #expect(try vae.encodeTiled(img, tile: 64, overlap: 16).toFloats() == mean.toFloats())
+        let te = try vae.encodeTiled(img, tile: 48, overlap: 16)
+        #expect(te.shape == mean.shape)
+        let scale = mean.toFloats().map(abs).max()!
+        let diff = zip(te.toFloats(), mean.toFloats()).map { abs($0 - $1) }.max()!
+        #expect(diff <= 0.5 * scale, "tiled encode differs by \(diff) (scale \(scale))")
+    }
+}
