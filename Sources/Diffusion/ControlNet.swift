@@ -26,7 +26,6 @@ public final class ControlNet: @unchecked Sendable {
         self.config = config
         self.weights = weights
         let r = WeightReader(weights)
-        let g = config.normNumGroups, eps = config.normEps, n = config.levels
         convIn = r.conv("conv_in")
         time1 = r.linear("time_embedding.linear_1")
         time2 = r.linear("time_embedding.linear_2")
@@ -43,24 +42,8 @@ public final class ControlNet: @unchecked Sendable {
         hintBlocks = blocks
         hintOut = r.conv("controlnet_cond_embedding.conv_out")
         var cross = 0
-        var downs: [UNet.DownLevel] = []
-        for i in 0..<n {
-            var lvl = UNet.DownLevel(resnets: [], attentions: [], downsample: nil)
-            for j in 0..<config.layersPerBlock {
-                lvl.resnets.append(ResnetBlock(r, "down_blocks.\(i).resnets.\(j)", groups: g, eps: eps))
-                if config.downBlockHasAttention[i] {
-                    lvl.attentions.append(SpatialTransformer(r, "down_blocks.\(i).attentions.\(j)", depth: config.transformerLayersPerBlock[i],
-                                                             heads: config.attentionHeads[i], groups: g, crossCounter: &cross))
-                }
-            }
-            if i < n - 1 { lvl.downsample = r.conv("down_blocks.\(i).downsamplers.0.conv", stride: 2) }
-            downs.append(lvl)
-        }
-        down = downs
-        midRes1 = ResnetBlock(r, "mid_block.resnets.0", groups: g, eps: eps)
-        midAttn = SpatialTransformer(r, "mid_block.attentions.0", depth: config.transformerLayersPerBlock[n - 1],
-                                     heads: config.attentionHeads[n - 1], groups: g, crossCounter: &cross)
-        midRes2 = ResnetBlock(r, "mid_block.resnets.1", groups: g, eps: eps)
+        (down, midRes1, midAttn, midRes2) = UNet.encoderHalf(r, config, crossCounter: &cross)
+        let downs = down
         let residualCount = 1 + downs.reduce(0) { $0 + $1.resnets.count + ($1.downsample == nil ? 0 : 1) }
         zeroConvs = (0..<residualCount).map { r.conv("controlnet_down_blocks.\($0)", padding: .zero) }
         midOut = r.conv("controlnet_mid_block", padding: .zero)

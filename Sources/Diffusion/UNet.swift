@@ -58,24 +58,7 @@ public final class UNet: @unchecked Sendable {
         add1 = r.linear("add_embedding.linear_1", inFeatures: config.projectionClassEmbeddingsInputDim, outFeatures: config.timeEmbedDim)
         add2 = r.linear("add_embedding.linear_2")
         var cross = 0
-        var downs: [DownLevel] = []
-        for i in 0..<n {
-            var lvl = DownLevel(resnets: [], attentions: [], downsample: nil)
-            for j in 0..<config.layersPerBlock {
-                lvl.resnets.append(ResnetBlock(r, "down_blocks.\(i).resnets.\(j)", groups: g, eps: eps))
-                if config.downBlockHasAttention[i] {
-                    lvl.attentions.append(SpatialTransformer(r, "down_blocks.\(i).attentions.\(j)", depth: config.transformerLayersPerBlock[i],
-                                                             heads: config.attentionHeads[i], groups: g, crossCounter: &cross))
-                }
-            }
-            if i < n - 1 { lvl.downsample = r.conv("down_blocks.\(i).downsamplers.0.conv", stride: 2) }
-            downs.append(lvl)
-        }
-        down = downs
-        midRes1 = ResnetBlock(r, "mid_block.resnets.0", groups: g, eps: eps)
-        midAttn = SpatialTransformer(r, "mid_block.attentions.0", depth: config.transformerLayersPerBlock[n - 1],
-                                     heads: config.attentionHeads[n - 1], groups: g, crossCounter: &cross)
-        midRes2 = ResnetBlock(r, "mid_block.resnets.1", groups: g, eps: eps)
+        (down, midRes1, midAttn, midRes2) = UNet.encoderHalf(r, config, crossCounter: &cross)
         var ups: [UpLevel] = []
         for i in 0..<n {
             let level = n - 1 - i
@@ -102,6 +85,30 @@ public final class UNet: @unchecked Sendable {
     }
 
     /// A copy with LoRA patches applied (same mapped weights).
+    /// The down path and middle block (shared with ControlNet, which is the UNet's encoder half).
+    static func encoderHalf(_ r: WeightReader, _ config: UNetConfig, crossCounter cross: inout Int)
+        -> ([DownLevel], ResnetBlock, SpatialTransformer, ResnetBlock) {
+        let g = config.normNumGroups, eps = config.normEps, n = config.levels
+        var downs: [DownLevel] = []
+        for i in 0..<n {
+            var lvl = DownLevel(resnets: [], attentions: [], downsample: nil)
+            for j in 0..<config.layersPerBlock {
+                lvl.resnets.append(ResnetBlock(r, "down_blocks.\(i).resnets.\(j)", groups: g, eps: eps))
+                if config.downBlockHasAttention[i] {
+                    lvl.attentions.append(SpatialTransformer(r, "down_blocks.\(i).attentions.\(j)", depth: config.transformerLayersPerBlock[i],
+                                                             heads: config.attentionHeads[i], groups: g, crossCounter: &cross))
+                }
+            }
+            if i < n - 1 { lvl.downsample = r.conv("down_blocks.\(i).downsamplers.0.conv", stride: 2) }
+            downs.append(lvl)
+        }
+        let m1 = ResnetBlock(r, "mid_block.resnets.0", groups: g, eps: eps)
+        let ma = SpatialTransformer(r, "mid_block.attentions.0", depth: config.transformerLayersPerBlock[n - 1],
+                                    heads: config.attentionHeads[n - 1], groups: g, crossCounter: &cross)
+        let m2 = ResnetBlock(r, "mid_block.resnets.1", groups: g, eps: eps)
+        return (downs, m1, ma, m2)
+    }
+
     /// A copy with more LoRA patches (added to the ones already applied); the mapped weights are shared.
     public func patched(_ more: [String: [LoRAPatch]]) throws -> UNet {
         try UNet(config: config, weights: weights, patches: patches.merging(more) { $0 + $1 })
