@@ -228,12 +228,8 @@ enum SaveLatentNode {
         let z = try ctx.object("samples", as: LatentValue.self).samples
         let (dir, base) = try SaveImageNode.outputLocation(prefix: try ctx.string("filename_prefix"), root: ctx.outputDirectory)
         try SaveImageNode.saveLock.withLock {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-            var highest = 0
-            for n in names where n.hasPrefix(base + "_") && n.hasSuffix("_.latent") {
-                if let v = Int(n.dropFirst(base.count + 1).dropLast(8)), v > highest { highest = v }
-            }
-            let url = dir.appendingPathComponent("\(base)_\(String(format: "%05d", highest + 1))_.latent")
+            let counter = SaveImageNode.nextCounter(in: dir, base: base, suffix: "_.latent")
+            let url = dir.appendingPathComponent("\(base)_\(String(format: "%05d", counter))_.latent")
             try ctx.writeAtomically(to: url) { tmp in
                 let meta = ["prompt": ctx.workflow.apiJSON, "workflow": ctx.workflow.yaml]
                 try SafeTensorsWriter.write([("latent_tensor", z.asF32()), ("latent_format_version_0", try Tensor.zeros([0]))],

@@ -54,12 +54,12 @@ enum SaveImageNode {
         return (dir, base)
     }
 
-    /// One past the highest `base_NNNNN_.png` counter in `dir` (1 when none).
-    static func nextCounter(in dir: URL, base: String) -> Int {
+    /// One past the highest `base_NNNNN_<ext>` counter in `dir` (1 when none); ext is "_.png", "_.latent".
+    static func nextCounter(in dir: URL, base: String, suffix: String = "_.png") -> Int {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         var highest = 0
-        for n in names where n.hasPrefix(base + "_") && n.hasSuffix("_.png") {
-            let mid = n.dropFirst(base.count + 1).dropLast(5)
+        for n in names where n.hasPrefix(base + "_") && n.hasSuffix(suffix) {
+            let mid = n.dropFirst(base.count + 1).dropLast(suffix.count)
             if let v = Int(mid), v > highest { highest = v }
         }
         return highest + 1

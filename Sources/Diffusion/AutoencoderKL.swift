@@ -123,14 +123,7 @@ extension AutoencoderKL {
         let (b, h, w) = (z.shape[0], z.shape[2], z.shape[3])
         if h <= tile && w <= tile { return try decode(z) }
         let f = config.downscale
-        let stride = max(1, tile - overlap)
-        func starts(_ n: Int) -> [Int] {
-            if n <= tile { return [0] }
-            var s = Array(Swift.stride(from: 0, to: n - tile, by: stride))
-            s.append(n - tile)
-            return s
-        }
-        let ys = starts(h), xs = starts(w)
+        let ys = Self.tileStarts(h, tile: tile, overlap: overlap), xs = Self.tileStarts(w, tile: tile, overlap: overlap)
         let oh = h * f, ow = w * f
         var acc = [Float](repeating: 0, count: b * 3 * oh * ow)
         var weight = [Float](repeating: 0, count: oh * ow)
@@ -146,9 +139,9 @@ extension AutoencoderKL {
                     let img = try decode(part).toFloats()
                     let ph = th * f, pw = tw * f, ramp = overlap * f
                     for yy in 0..<ph {
-                        let wy: Float = ramp > 0 ? min(1, Float(min(yy + 1, ph - yy)) / Float(ramp)) : 1
+                        let wy = Self.seamWeight(yy, ph, ramp: ramp)
                         for xx in 0..<pw {
-                            let wx: Float = ramp > 0 ? min(1, Float(min(xx + 1, pw - xx)) / Float(ramp)) : 1
+                            let wx = Self.seamWeight(xx, pw, ramp: ramp)
                             let wgt = wy * wx
                             let oy = y0 * f + yy, ox = x0 * f + xx
                             if bi == 0 { weight[oy * ow + ox] += wgt }
@@ -176,13 +169,7 @@ extension AutoencoderKL {
             throw ModelError.invalidInput("VAE tiled encode: tile \(tile), overlap \(overlap) and the image \(w)x\(h) must be multiples of \(f), overlap under half the tile")
         }
         if h <= tile && w <= tile { return try encode(x) }
-        func starts(_ n: Int) -> [Int] {
-            if n <= tile { return [0] }
-            var s = Array(Swift.stride(from: 0, to: n - tile, by: tile - overlap))
-            s.append(n - tile)
-            return s
-        }
-        let ys = starts(h), xs = starts(w)
+        let ys = Self.tileStarts(h, tile: tile, overlap: overlap), xs = Self.tileStarts(w, tile: tile, overlap: overlap)
         let lc = config.latentChannels, lh = h / f, lw = w / f
         var acc = [Float](repeating: 0, count: b * lc * lh * lw)
         var weight = [Float](repeating: 0, count: lh * lw)
@@ -198,9 +185,9 @@ extension AutoencoderKL {
                     let z = try encode(part).toFloats()
                     let ph = th / f, pw = tw / f
                     for yy in 0..<ph {
-                        let wy: Float = ramp > 0 ? min(1, Float(min(yy + 1, ph - yy)) / Float(ramp)) : 1
+                        let wy = Self.seamWeight(yy, ph, ramp: ramp)
                         for xx in 0..<pw {
-                            let wx: Float = ramp > 0 ? min(1, Float(min(xx + 1, pw - xx)) / Float(ramp)) : 1
+                            let wx = Self.seamWeight(xx, pw, ramp: ramp)
                             let oy = y0 / f + yy, ox = x0 / f + xx
                             if bi == 0 { weight[oy * lw + ox] += wy * wx }
                             for c in 0..<lc { acc[((bi * lc + c) * lh + oy) * lw + ox] += z[(c * ph + yy) * pw + xx] * wy * wx }
@@ -213,5 +200,20 @@ extension AutoencoderKL {
         }
         for bi in 0..<b { for c in 0..<lc { for p in 0..<(lh * lw) { acc[(bi * lc + c) * lh * lw + p] /= max(weight[p], 1e-8) } } }
         return try Tensor(shape: [b, lc, lh, lw], values: acc)
+    }
+}
+
+extension AutoencoderKL {
+    /// Tile origins along a side of n: every `tile - overlap`, the last tile flush with the end.
+    static func tileStarts(_ n: Int, tile: Int, overlap: Int) -> [Int] {
+        if n <= tile { return [0] }
+        var s = Array(stride(from: 0, to: n - tile, by: max(1, tile - overlap)))
+        s.append(n - tile)
+        return s
+    }
+
+    /// Blend weight of position i in a tile of size n: a linear ramp over `ramp` positions at both edges.
+    static func seamWeight(_ i: Int, _ n: Int, ramp: Int) -> Float {
+        ramp > 0 ? min(1, Float(min(i + 1, n - i)) / Float(ramp)) : 1
     }
 }

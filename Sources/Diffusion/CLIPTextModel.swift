@@ -80,18 +80,13 @@ public final class CLIPTextModel: @unchecked Sendable {
             throw ModelError.invalidInput("CLIP: token batch must be non-empty, of equal lengths up to \(config.maxPositionEmbeddings)")
         }
         let h = config.hiddenSize
-        // Embeddings: token rows gathered and widened, plus positions.
-        var x = try Tensor.zeros([b, l, h])
-        let pos = try positionEmbedding.narrowed(dim: 0, start: 0, length: l).asF32().toFloats()
-        var xs = [Float](repeating: 0, count: b * l * h)
-        for bi in 0..<b {
-            for (t, id) in ids[bi].enumerated() {
-                guard id >= 0, id < config.vocabSize else { throw ModelError.invalidInput("CLIP: token id \(id) outside the vocabulary") }
-                let row = try tokenEmbedding.narrowed(dim: 0, start: id, length: 1).asF32().toFloats()
-                for j in 0..<h { xs[(bi * l + t) * h + j] = row[j] + pos[t * h + j] }
-            }
+        // Embeddings: token rows gathered and widened (Ops.embedding), plus positions (broadcast over the batch).
+        let flat = ids.flatMap { $0 }
+        if let bad = flat.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+            throw ModelError.invalidInput("CLIP: token id \(bad) outside the vocabulary")
         }
-        x = try Tensor(shape: [b, l, h], values: xs)
+        let tokens = try Ops.embedding(flat, weight: tokenEmbedding).reshaped([b, l, h])
+        var x = try Ops.add(tokens, positionEmbedding.narrowed(dim: 0, start: 0, length: l).asF32().reshaped([1, l, h]))
         let n = layers.count
         let stopAfter = hiddenLayer < 0 ? n + 1 + hiddenLayer : hiddenLayer   // hidden_states[k] is after k layers (index -2: n - 1)
         var hidden: Tensor?

@@ -120,14 +120,7 @@ extension WeightSet {
     /// in the page cache and fault back in when used again. Lets a pipeline hold only the stage it runs
     /// (text encoders, then UNet, then VAE) in its resident set.
     public func releaseResidentPages() {
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        for t in tensors.values where !t.storage.isWritable && t.byteCount >= page {
-            let start = UInt(bitPattern: t.rawPointer)
-            let lo = (start + UInt(page) - 1) / UInt(page) * UInt(page)
-            let hi = (start + UInt(t.byteCount)) / UInt(page) * UInt(page)
-            guard hi > lo, let p = UnsafeMutableRawPointer(bitPattern: lo) else { continue }
-            madvise(p, Int(hi - lo), MADV_DONTNEED)
-        }
+        for t in tensors.values { releasePages(of: t) }
     }
 }
 
