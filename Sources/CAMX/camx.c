@@ -1,15 +1,16 @@
 // See include/camx.h. Loop nest per call (one thread, one block of C):
-//   MB rows at a time (128): for each slice of K (K split into equal slices of at most KC = 1024,
-//   multiples of 32): the MB x slice block of A is converted to bf16 once into a per-thread buffer
-//   (<= 264 KiB, L2); then for NC columns (256), MC rows (64), each pair of 16-column B panels
-//   (2 x 16 x slice bf16, <= 64 KiB), the micro-kernel updates 32 x 32 outputs (2 x 2 AMX tiles, or
-//   4 x (8 x 32) AVX512-BF16 blocks) over the whole slice.
-// For K <= 1024 (most SDXL linears) C is therefore loaded/stored once; long slices mattered more
-// than L1 residency (measured: slices of 256-512 with L1-sized blocks reached ~30% of the bare
-// tdpbf16ps rate, 1024 ~45%). Packed A rows are padded by one cache line: power-of-two row strides
-// put a tile's 16 rows into 2 L1 sets (+12% on an L1-resident micro-kernel with the padding).
-// Edge blocks (rows not a multiple of 32, columns not a multiple of 16) and transposed (NCHW) output
-// go through a per-thread padded copy of C.
+//   SDF_MB rows at a time (256): for each outer K slice (K split into equal slices of at most
+//   SDF_KB = 2048, multiples of 32) the SDF_MB x slice block of A is converted to bf16 once into a
+//   per-thread buffer (<= 1 MiB, L2); then for SDF_NC columns (256), inner K slices of SDF_KC (256),
+//   each pair of 16-column B panels (2 x 16 x 256 bf16 = 16 KiB, kept in L1), all 32-row strips of the
+//   A block: the micro-kernel updates 32 x 32 outputs (2 x 2 AMX tiles, or 4 x (8 x 32) AVX512-BF16
+//   blocks). B streams from memory: the next pair is prefetched into L1 while the current one is used.
+// Measured on the micro-kernel alone (one core): both operands in L1 ~100% of the bare tdpbf16ps rate;
+// B in L1 and A from L2 60-70%; both from L2 ~30%, which is why B pairs are reused across strips.
+// C accumulates in a per-thread buffer of 32 x 32 fp32 blocks (4 KiB each, contiguous: a tile's 16
+// rows never share L1 sets or pages with another's) and is written out once per row block with the
+// bias, the old C (accumulate) or transposed (NCHW output) in that pass. Packed A rows are padded by
+// one cache line: power-of-two row strides put a tile's 16 rows into 2 L1 sets.
 #include "camx.h"
 #include <cpuid.h>
 #include <pthread.h>
@@ -18,15 +19,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <immintrin.h>
+#include <math.h>
 
 #ifndef SDF_KC
-#define SDF_KC 1024
+#define SDF_KC 256
 #endif
-#ifndef SDF_MC
-#define SDF_MC 64
+#ifndef SDF_KB
+#define SDF_KB 2048
 #endif
 #ifndef SDF_MB
-#define SDF_MB 128
+#define SDF_MB 256
 #endif
 #ifndef SDF_NC
 #define SDF_NC 256
@@ -388,89 +390,104 @@ AVX_TARGET static void avx_block(const uint16_t *a, int lda, int kcp, const uint
 
 typedef void (*block_fn)(const uint16_t *, int, int, const uint16_t *, const uint16_t *, float *, int, int, const float *);
 
+// Writes a row block's blocked C (32 x 32 fp32 blocks, [strip][pair]) to C rows [mb, mb + mrows),
+// columns [n0, n0 + ncols): + bias, + the old C when accumulating; transposed (C[n * ldc + m]) for
+// NCHW output.
+AVX_TARGET static void store_c(const float *cb, int npairs, int mrows, int ncols, float *C, int ldc, int mb, int n0,
+                               const float *bias, int accumulate, int trans_out) {
+    if (trans_out) {
+        for (int j0 = 0; j0 < ncols; j0 += 32) {
+            const int jn = imin(32, ncols - j0);
+            for (int r0 = 0; r0 < mrows; r0 += 32) {
+                const int rn = imin(32, mrows - r0);
+                const float *blkp = cb + ((size_t)(r0 / 32) * npairs + j0 / 32) * 1024;
+                for (int j = 0; j < jn; j++) {
+                    const float b = bias ? bias[n0 + j0 + j] : 0.0f;
+                    float *dst = C + (size_t)(n0 + j0 + j) * ldc + mb + r0;
+                    for (int r = 0; r < rn; r++) dst[r] = blkp[r * 32 + j] + b;
+                }
+            }
+        }
+        return;
+    }
+    for (int r = 0; r < mrows; r++) {
+        const float *src = cb + (size_t)(r / 32) * npairs * 1024 + (r % 32) * 32;
+        float *dst = C + (size_t)(mb + r) * ldc + n0;
+        for (int j0 = 0; j0 < ncols; j0 += 16) {
+            const __mmask16 m = (__mmask16)(ncols - j0 >= 16 ? 0xffff : ((1u << (ncols - j0)) - 1));
+            __m512 v = _mm512_maskz_loadu_ps(m, src + (size_t)(j0 / 32) * 1024 + (j0 % 32));
+            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + n0 + j0));
+            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst + j0));
+            _mm512_mask_storeu_ps(dst + j0, m, v);
+        }
+    }
+}
+
 // C (+)= A B^T on [m0, m1) x [n0, n1). A: fp32 rows (lda), or the implicit im2col `cs` when non-NULL.
 // trans_out: C is stored transposed, element (m, n) at C[n * ldc + m] (NCHW output planes).
 static void gemm_blocked(int tier, const float *A, int lda, const conv_src *cs, const uint16_t *B, float *C, int ldc,
                          int trans_out, int K, const float *bias, int accumulate, int n0, int n1, int m0, int m1) {
-    if (!tl_bias) tl_bias = (float *)aligned_alloc(64, (size_t)16 * SDF_NC * 4);
-    if (!tl_bias) return;
     if (tier == 2) amx_configure();
     block_fn blk = tier == 2 ? amx_block : avx_block;
     const int Kp = round_up(K, 32);
     const int ncols = n1 - n0, npad = round_up(ncols, 16);
-    // K slices of equal size (multiples of 32) of at most SDF_KC.
-    const int nks = (Kp + SDF_KC - 1) / SDF_KC;
-    const int kcb = round_up((Kp + nks - 1) / nks, 32);
+    // Outer K slices of equal size (multiples of 32) of at most SDF_KB: the packed A block
+    // (SDF_MB x slice bf16, <= 1 MiB) stays in L2 while every column of the block is computed.
+    const int nks = (Kp + SDF_KB - 1) / SDF_KB;
+    const int kbs = round_up((Kp + nks - 1) / nks, 32);
     // Row stride of the packed A block: one cache line more than the slice, so that the 32 rows a
     // micro-kernel reads do not all fall into the same few L1 sets (power-of-two strides).
-    const int ldab = kcb + 32;
+    const int ldab = kbs + 32;
+    const int npairs = (npad + 31) / 32;
     for (int mb = m0; mb < m1; mb += SDF_MB) {
         const int mrows = imin(SDF_MB, m1 - mb);
         const int mpad = round_up(mrows, 32);
-        const int direct = !trans_out && (mrows % 32 == 0) && (ncols % 16 == 0);
         tl_abuf = (uint16_t *)grow(tl_abuf, &tl_abuf_cap, (size_t)mpad * ldab * 2);
-        if (!tl_abuf) return;
-        float *cb; int ldcb; int init0;
-        if (direct) {
-            cb = C + (size_t)mb * ldc + n0; ldcb = ldc;
-            if (accumulate && bias) {
-                for (int r = 0; r < mrows; r++)
-                    for (int j = 0; j < ncols; j++) cb[(size_t)r * ldc + j] += bias[n0 + j];
-                init0 = INIT_LOAD;
-            } else init0 = accumulate ? INIT_LOAD : (bias ? INIT_BIAS : INIT_ZERO);
-        } else {
-            tl_cbuf = (float *)grow(tl_cbuf, &tl_cbuf_cap, (size_t)mpad * npad * 4);
-            if (!tl_cbuf) return;
-            cb = tl_cbuf; ldcb = npad;
-            for (int r = 0; r < mpad; r++) {
-                float *d = cb + (size_t)r * ldcb;
-                for (int j = 0; j < npad; j++) {
-                    float v = 0.0f;
-                    if (r < mrows && j < ncols) {
-                        if (accumulate)
-                            v = trans_out ? C[(size_t)(n0 + j) * ldc + mb + r] : C[(size_t)(mb + r) * ldc + n0 + j];
-                        if (bias) v += bias[n0 + j];
-                    }
-                    d[j] = v;
-                }
-            }
-            init0 = INIT_LOAD;
-        }
-        for (int kc = 0; kc < Kp; kc += kcb) {
-            const int kcp = imin(kcb, Kp - kc);
-            if (cs) pack_a_conv(cs, mb, mrows, mpad, kc, imin(kcp, K - kc), kcp, ldab, tl_abuf);
-            else pack_a(A + (size_t)mb * lda, lda, mrows, mpad, kc, imin(kcp, K - kc), kcp, ldab, tl_abuf);
-            const int init = kc == 0 ? init0 : INIT_LOAD;
+        // C of the whole row block in 32 x 32 fp32 blocks (4 KiB each, [strip][pair], row stride 32).
+        tl_cbuf = (float *)grow(tl_cbuf, &tl_cbuf_cap, (size_t)mpad * npairs * 32 * 4);
+        if (!tl_abuf || !tl_cbuf) return;
+        float *cb = tl_cbuf;
+        for (int kb = 0; kb < Kp; kb += kbs) {
+            const int kbp = imin(kbs, Kp - kb);
+            if (cs) pack_a_conv(cs, mb, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
+            else pack_a(A + (size_t)mb * lda, lda, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
+            // Column blocks of SDF_NC (that part of C, mpad x SDF_NC fp32, stays in L2); inside, inner
+            // K slices of SDF_KC: one pair of B panels (2 x 16 x SDF_KC bf16 = 16 KiB, L1) is used for
+            // all the row strips of the A block (from L2) before the next pair.
             for (int nc = 0; nc < npad; nc += SDF_NC) {
                 const int npan = imin(SDF_NC, npad - nc) / 16;
-                if (init == INIT_BIAS) {
-                    for (int j = 0; j < npan * 16; j++) tl_bias[j] = n0 + nc + j < n1 ? bias[n0 + nc + j] : 0.0f;
-                    for (int r = 1; r < 16; r++) memcpy(tl_bias + r * SDF_NC, tl_bias, (size_t)npan * 16 * 4);
-                }
-                for (int mc = 0; mc < mpad; mc += SDF_MC) {
-                    const int mce = imin(mpad, mc + SDF_MC);
+                for (int kc = kb; kc < kb + kbp; kc += SDF_KC) {
+                    const int kcp = imin(SDF_KC, kb + kbp - kc);
+                    const int init = kc == 0 ? INIT_ZERO : INIT_LOAD;
                     for (int p = 0; p < npan; p += 2) {
                         const uint16_t *b0 = B + ((size_t)((n0 + nc) / 16 + p) * Kp + kc) * 16;
                         const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
-                        for (int r = mc; r < mce; r += 32)
-                            blk(tl_abuf + (size_t)r * ldab, ldab, kcp, b0, b1, cb + (size_t)r * ldcb + nc + p * 16, ldcb,
-                                init, tl_bias + p * 16);
+                        float *c = cb + (size_t)((nc + p * 16) / 32) * 1024;
+                        // The next pair of B panels (or the first pair of the next K slice) is
+                        // prefetched into L1 a share at a time while this one is in use: B streams
+                        // from memory and a tile load that misses L1 stalls the multiplies.
+                        const char *nx = NULL; int nxk = 0;
+                        if (p + 2 < npan) { nx = (const char *)(b0 + (size_t)2 * Kp * 16); nxk = kcp; }
+                        else if (kc + SDF_KC < kb + kbp) {
+                            nx = (const char *)(B + ((size_t)((n0 + nc) / 16) * Kp + kc + SDF_KC) * 16);
+                            nxk = imin(SDF_KC, kb + kbp - kc - SDF_KC);
+                        }
+                        const int nlines = nxk / 2, nstrips = mpad / 32, share = (2 * nlines + nstrips - 1) / nstrips;
+                        for (int r = 0; r < mpad; r += 32) {
+                            if (nx) {
+                                for (int l = (r / 32) * share, le = imin(2 * nlines, l + share); l < le; l++) {
+                                    const char *q = l < nlines ? nx + (size_t)l * 64 : nx + (size_t)Kp * 32 + (size_t)(l - nlines) * 64;
+                                    _mm_prefetch(q, _MM_HINT_T0);
+                                }
+                            }
+                            blk(tl_abuf + (size_t)r * ldab + (kc - kb), ldab, kcp, b0, b1,
+                                c + (size_t)(r / 32) * npairs * 1024, 32, init, NULL);
+                        }
                     }
                 }
             }
         }
-        if (trans_out) {
-            for (int r0 = 0; r0 < mrows; r0 += 16) {
-                const int r1 = imin(mrows, r0 + 16);
-                for (int j = 0; j < ncols; j++) {
-                    float *dst = C + (size_t)(n0 + j) * ldc + mb;
-                    for (int r = r0; r < r1; r++) dst[r] = cb[(size_t)r * ldcb + j];
-                }
-            }
-        } else if (!direct) {
-            for (int r = 0; r < mrows; r++)
-                memcpy(C + (size_t)(mb + r) * ldc + n0, cb + (size_t)r * ldcb, (size_t)ncols * 4);
-        }
+        store_c(cb, npairs, mrows, ncols, C, ldc, mb, n0, bias, accumulate, trans_out);
     }
 }
 
@@ -539,6 +556,130 @@ void sdf_bf16_gemm(const float *A, int lda, const uint16_t *packedB, float *C, i
                    const float *bias, int accumulate, int n_begin, int n_end, int m_begin, int m_end) {
     sdf_bf16_gemm_tier(sdf_amx_init(), A, lda, packedB, C, ldc, M, N, K, bias, accumulate,
                        n_begin, n_end, m_begin, m_end);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fused attention block
+
+static __thread float *tl_sbuf;      // scores, rows_pad x lk fp32
+static __thread size_t tl_sbuf_cap;
+static __thread uint16_t *tl_pbuf;   // probabilities, rows_pad x ldp bf16 (the A operand of P . V)
+static __thread size_t tl_pbuf_cap;
+static __thread float *tl_obuf;      // rows_pad x dv_pad fp32
+static __thread size_t tl_obuf_cap;
+
+// 2^t on 16 lanes for t <= 0: t = n + f, |f| <= 1/2, 2^f by its degree-5 Taylor polynomial
+// (relative error < 3e-6, far below bf16's 2^-9), scaled by 2^n (underflows to 0 for very negative t).
+AVX_TARGET static inline __m512 exp2_16(__m512 t) {
+    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(1.3333558146e-3f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// p[j] = bf16(exp(scale * (s[j] - max))) for j < valid, 0 for valid <= j < kp; returns the sum of the
+// fp32 exponentials.
+AVX_TARGET static float softmax_row_bf16(const float *s, int valid, int kp, float scale, uint16_t *p) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 16 <= valid; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
+    if (j < valid) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(vm, (__mmask16)((1u << (valid - j)) - 1), s + j));
+    const float m = _mm512_reduce_max_ps(vm);
+    const float sl = scale * 1.44269504088896341f;
+    const __m512 vs = _mm512_set1_ps(sl), vms = _mm512_set1_ps(-m * sl);
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    j = 0;
+    for (; j + 32 <= valid; j += 32) {
+        __m512 lo = exp2_16(_mm512_fmadd_ps(_mm512_loadu_ps(s + j), vs, vms));
+        __m512 hi = exp2_16(_mm512_fmadd_ps(_mm512_loadu_ps(s + j + 16), vs, vms));
+        acc0 = _mm512_add_ps(acc0, lo); acc1 = _mm512_add_ps(acc1, hi);
+        _mm512_storeu_si512((void *)(p + j), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+    for (; j < kp; j += 32) {
+        int r = valid - j;
+        __mmask16 mlo = (__mmask16)(r >= 16 ? 0xffff : (r <= 0 ? 0 : ((1u << r) - 1)));
+        __mmask16 mhi = (__mmask16)(r >= 32 ? 0xffff : (r <= 16 ? 0 : ((1u << (r - 16)) - 1)));
+        __m512 lo = _mm512_maskz_mov_ps(mlo, exp2_16(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(mlo, s + j), vs, vms)));
+        __m512 hi = _mm512_maskz_mov_ps(mhi, exp2_16(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(mhi, s + j + 16), vs, vms)));
+        acc0 = _mm512_add_ps(acc0, lo); acc1 = _mm512_add_ps(acc1, hi);
+        _mm512_storeu_si512((void *)(p + j), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, const uint16_t *packedK, int lk,
+                        const uint16_t *packedV, int dv, float *out, int ldo, float scale, int causal_i0) {
+    const int hw = sdf_bf16_hw_tier();
+    if (tier > hw) tier = hw;
+    if (tier <= 0 || rows <= 0 || lk <= 0 || d <= 0 || dv <= 0) return;
+    const int rows_pad = round_up(rows, 32), lkp = round_up(lk, 16), kp = round_up(lk, 32);
+    // Row strides padded by one cache line (power-of-two strides put a tile's 16 rows into one L1 set).
+    const int ldp = kp + 32, dvp = round_up(dv, 32), lds = lkp + 16;
+    tl_sbuf = (float *)grow(tl_sbuf, &tl_sbuf_cap, (size_t)rows * lds * 4);
+    const int dp = round_up(d, 32), ldqa = dp + 32;
+    tl_pbuf = (uint16_t *)grow(tl_pbuf, &tl_pbuf_cap, (size_t)rows_pad * (ldp > ldqa ? ldp : ldqa) * 2);
+    tl_obuf = (float *)grow(tl_obuf, &tl_obuf_cap, (size_t)rows_pad * round_up(dvp, 32) * 4);
+    if (!tl_sbuf || !tl_pbuf || !tl_obuf) return;
+    float *S = tl_sbuf, *O = tl_obuf;
+    uint16_t *P = tl_pbuf;
+    if (tier == 2) amx_configure();
+    block_fn blk = tier == 2 ? amx_block : avx_block;
+    // Q block to bf16 (the A operand of S = Q K^T), in the probability buffer (free until the softmax).
+    pack_a(q, ldq, rows, rows_pad, 0, d, dp, ldqa, P);
+    // S = Q K^T straight into S rows (lkp columns): each pair of K panels (32 keys x d) stays in L1
+    // for all row strips.
+    float *Sfull = S;
+    const int kpan = lkp / 16;
+    float *Sx = NULL;
+    if (rows_pad > rows) {   // the last strip is partial: compute it into a padded copy
+        tl_obuf = (float *)grow(tl_obuf, &tl_obuf_cap, (size_t)rows_pad * dvp * 4 + (size_t)32 * lds * 4);
+        if (!tl_obuf) return;
+        O = tl_obuf;
+        Sx = tl_obuf + (size_t)rows_pad * dvp;
+    }
+    for (int pp = 0; pp < kpan; pp += 2) {
+        const uint16_t *b0 = packedK + (size_t)pp * dp * 16;
+        const uint16_t *b1 = pp + 1 < kpan ? b0 + (size_t)dp * 16 : NULL;
+        for (int r = 0; r < rows_pad; r += 32) {
+            float *c = r + 32 <= rows ? Sfull + (size_t)r * lds + pp * 16 : Sx + pp * 16;
+            blk(P + (size_t)r * ldqa, ldqa, dp, b0, b1, c, lds, INIT_ZERO, NULL);
+        }
+    }
+    if (Sx) {
+        const int r0 = rows_pad - 32;
+        memcpy(Sfull + (size_t)r0 * lds, Sx, (size_t)(rows - r0) * lds * 4);
+    }
+    // P = exp(scale (S - rowmax)) in bf16, row sums in fp32
+    float sums[rows_pad];
+    for (int i = 0; i < rows; i++) {
+        int valid = causal_i0 >= 0 ? imin(lk, causal_i0 + i + 1) : lk;
+        sums[i] = softmax_row_bf16(S + (size_t)i * lds, valid, kp, scale, P + (size_t)i * ldp);
+    }
+    if (rows_pad > rows) memset(P + (size_t)rows * ldp, 0, (size_t)(rows_pad - rows) * ldp * 2);
+    // O = P V: K slices of SDF_KC, one pair of V panels (L1) for all row strips; O in 32 x 32 blocks
+    // ([strip][pair], row stride 32).
+    const int npan = round_up(dv, 16) / 16, npairs = (npan + 1) / 2;   // the panels packedV has
+    for (int kc = 0; kc < kp; kc += SDF_KC) {
+        const int kcp = imin(SDF_KC, kp - kc);
+        const int init = kc == 0 ? INIT_ZERO : INIT_LOAD;
+        for (int pp = 0; pp < npan; pp += 2) {
+            const uint16_t *b0 = packedV + ((size_t)pp * kp + kc) * 16;
+            const uint16_t *b1 = pp + 1 < npan ? b0 + (size_t)kp * 16 : NULL;
+            for (int r = 0; r < rows_pad; r += 32)
+                blk(P + (size_t)r * ldp + kc, ldp, kcp, b0, b1, O + ((size_t)(r / 32) * npairs + pp / 2) * 1024, 32, init, NULL);
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        const float inv = 1.0f / sums[i];
+        const float *o = O + (size_t)(i / 32) * npairs * 1024 + (i % 32) * 32;
+        float *dst = out + (size_t)i * ldo;
+        for (int j = 0; j < dv; j++) dst[j] = o[(j / 32) * 1024 + (j % 32)] * inv;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

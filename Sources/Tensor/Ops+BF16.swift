@@ -152,13 +152,15 @@ extension Ops {
         }
     }
 
-    /// Largest score block (queries x keys floats) per work item of `attentionBF16` (1 Mi floats).
-    public static let bf16AttentionScoreFloats = 1 << 20
+    /// Largest score block (queries x keys floats) per work item of `attentionBF16` (256 Ki floats).
+    public static let bf16AttentionScoreFloats = 1 << 18
 
     /// `attention` (same contract: [B, L, H*D] layout, causal, scale) with QK^T and PV as bf16 GEMMs
-    /// (fp32 accumulation) and an fp32 softmax between them. Each (batch, head)'s K and V are packed
-    /// once per call (K as the [Lk, D] weight of QK^T, V transposed as the [Dv, Lk] weight of PV);
-    /// work items are (batch, head, query block), one per core at a time. Tier 0: `Ops.attention`.
+    /// (fp32 accumulation) and the softmax fused between them (`sdf_bf16_attention`: fp32 max and
+    /// exponentials, probabilities rounded to bf16 unnormalised, output rows divided by the fp32 row
+    /// sums). Each (batch, head)'s K and V are packed once per call (K as the [Lk, D] weight of QK^T,
+    /// V transposed as the [Dv, Lk] weight of PV); work items are (batch, head, query block), one per
+    /// core at a time. Tier 0: `Ops.attention`.
     public static func attentionBF16(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
                                      scale: Float? = nil, maxScoreFloats: Int = bf16AttentionScoreFloats) throws -> Tensor {
         let tier = BF16Backend.tier
@@ -208,7 +210,9 @@ extension Ops {
                 sdf_bf16_pack_bt(vp + b * lk * cv + h * dv, 0, Int32(dv), Int32(lk), Int32(cv), pk + bh * per + kSize)
             }
         }
-        let blockFloats = max(1, maxScoreFloats)
+        // Query blocks of at most min(maxScoreFloats, 256 Ki) scores (1 MiB fp32 + 0.5 MiB bf16: the
+        // block's scores and probabilities stay in L2 between the two GEMMs).
+        let blockFloats = max(1, min(maxScoreFloats, bf16AttentionScoreFloats))
         var block = max(1, min(lq, blockFloats / lk))
         if block > 32 { block = block / 32 * 32 }
         let blocksPerHead = (lq + block - 1) / block
@@ -222,23 +226,9 @@ extension Ops {
             let qh = qp + b * lq * cq + h * d
             let oh = op_ + b * lq * cv + h * dv
             let packK = pk + (b * heads + h) * per, packV = packK + kSize
-            ScratchPool.shared.withFloats(rows * lk) { scores in
-                sdf_bf16_gemm_tier(t32, qh + i0 * cq, Int32(cq), packK, scores, Int32(lk), Int32(rows), Int32(lk), Int32(d),
-                                   nil, 0, 0, Int32(lk), 0, Int32(rows))
-                for i in 0..<rows {
-                    let row = scores + i * lk
-                    if causal {
-                        let valid = min(lk, i0 + i + 1)
-                        sdf_softmax_row(row, row, valid, s)
-                        if valid < lk { (row + valid).update(repeating: 0, count: lk - valid) }
-                    } else {
-                        sdf_softmax_row(row, row, lk, s)
-                    }
-                }
-                if dv > 0 {
-                    sdf_bf16_gemm_tier(t32, scores, Int32(lk), packV, oh + i0 * cv, Int32(cv), Int32(rows), Int32(dv), Int32(lk),
-                                       nil, 0, 0, Int32(dv), 0, Int32(rows))
-                }
+            if dv > 0 {
+                sdf_bf16_attention(t32, qh + i0 * cq, Int32(cq), Int32(rows), Int32(d), packK, Int32(lk),
+                                   packV, Int32(dv), oh + i0 * cv, Int32(cv), s, causal ? Int32(i0) : -1)
             }
         }
         withExtendedLifetime((qf, kf, vf, packs)) {}

@@ -331,7 +331,12 @@ struct Bench: ParsableCommand {
         let result: ModelBench.Result
         switch what {
         case "kernels":
-            runKernelBenchmarks(json: json, quick: quick) { print($0) }
+            if p == .bf16 {
+                // bf16 GEMM / conv / attention against fp32 sgemm and the bare AMX rate, same run.
+                runBF16Benchmarks { print($0) }
+            } else {
+                runKernelBenchmarks(json: json, quick: quick) { print($0) }
+            }
             return
         case "load":
             guard let file else {

@@ -61,6 +61,17 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
                         int pad_top, int pad_left, int Ho, int Wo, const uint16_t *packedB, int O,
                         const float *bias, float *y, int p_begin, int p_end, int n_begin, int n_end);
 
+/// One block of scaled dot-product attention for one (batch, head), fused: S = Q K^T (bf16 operands,
+/// fp32 accumulation), P = exp(scale (S - rowmax)) rounded to bf16 (unnormalised), O = P V, then each
+/// output row divided by its fp32 row sum. q: `rows` query rows of `d` floats (row stride ldq);
+/// packedK: K [lk, d] packed with sdf_bf16_pack_b(N = lk, K = d); packedV: V packed with
+/// sdf_bf16_pack_bt(N = dv, K = lk); out: rows x dv fp32 (row stride ldo). causal_i0 >= 0 masks key j
+/// for query row i when j > causal_i0 + i (torch's is_causal with this block starting at query
+/// causal_i0); -1 = no mask. Scores and probabilities live in per-thread buffers (rows x lk).
+/// tier >= 1 only; runs on the calling thread.
+void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, const uint16_t *packedK, int lk,
+                        const uint16_t *packedV, int dv, float *out, int ldo, float scale, int causal_i0);
+
 /// Bare multiply-accumulate loop on registers only (no memory traffic), on the calling thread:
 /// tier 2: `iters` x 4 tdpbf16ps (2x2 tiles of 16x16 fp32, K = 32); tier 1: `iters` x 24 vdpbf16ps.
 /// Returns the floating-point operations performed (2 per multiply-add), 0 if the tier is unavailable.
