@@ -1,7 +1,7 @@
 // See include/camx.h. Loop nest per call (one thread, one block of C):
 //   SDF_MB rows at a time (256): for each outer K slice (K split into equal slices of at most
-//   SDF_KB = 2048, multiples of 32) the SDF_MB x slice block of A is converted to bf16 once into a
-//   per-thread buffer (<= 1 MiB, L2); then for SDF_NC columns (256), inner K slices of SDF_KC (256),
+//   SDF_KB = 1024, multiples of 32) the SDF_MB x slice block of A is converted to bf16 once into a
+//   per-thread buffer (<= 528 KiB, L2); then for SDF_NC columns (256), inner K slices of SDF_KC (256),
 //   each pair of 16-column B panels (2 x 16 x 256 bf16 = 16 KiB, kept in L1), all 32-row strips of the
 //   A block: the micro-kernel updates 32 x 32 outputs (2 x 2 AMX tiles, or 4 x (8 x 32) AVX512-BF16
 //   blocks). B streams from memory: the next pair is prefetched into L1 while the current one is used.
@@ -25,7 +25,7 @@
 #define SDF_KC 256
 #endif
 #ifndef SDF_KB
-#define SDF_KB 2048
+#define SDF_KB 1024
 #endif
 #ifndef SDF_MB
 #define SDF_MB 256
@@ -556,6 +556,130 @@ void sdf_bf16_gemm(const float *A, int lda, const uint16_t *packedB, float *C, i
                    const float *bias, int accumulate, int n_begin, int n_end, int m_begin, int m_end) {
     sdf_bf16_gemm_tier(sdf_amx_init(), A, lda, packedB, C, ldc, M, N, K, bias, accumulate,
                        n_begin, n_end, m_begin, m_end);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Direct convolution (AMX, stride 1): A tiles are loaded straight from a zero-bordered NHWC bf16
+// image, 16 consecutive output pixels of one row per tile (row stride C * 2 bytes), so there is no
+// im2col and no A packing; K is ordered (ky, kx, c) in chunks of 32 channels.
+
+AVX_TARGET static void nhwc_row_bf16(const float *x, int C, int HW, int W, uint16_t *dst) {
+    // dst[ix * C + c] = bf16(x[c * HW + ix]) for one image row (x points at its first pixel).
+    const __m512i lanes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                             _mm512_set1_epi32(HW));
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        const int cn = imin(16, C - c0);
+        const __mmask16 m = (__mmask16)(cn >= 16 ? 0xffff : ((1u << cn) - 1));
+        const float *xc = x + (size_t)c0 * HW;
+        for (int ix = 0; ix < W; ix++) {
+            __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, lanes, xc + ix, 4);
+            _mm256_mask_storeu_epi16(dst + (size_t)ix * C + c0, m, (__m256i)_mm512_cvtneps_pbh(v));
+        }
+    }
+}
+
+void sdf_nchw_to_nhwc_bf16_pad(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp,
+                               uint16_t *out, int row_begin, int row_end) {
+    for (int r = row_begin; r < row_end; r++) {
+        uint16_t *o = out + (size_t)r * Wp * C;
+        const int iy = r - pt;
+        if (iy < 0 || iy >= H) { memset(o, 0, (size_t)Wp * C * 2); continue; }
+        memset(o, 0, (size_t)pl * C * 2);
+        const int right = Wp - pl - W;
+        if (right > 0) memset(o + (size_t)(pl + W) * C, 0, (size_t)right * C * 2);
+        nhwc_row_bf16(x + (size_t)iy * W, C, H * W, W, o + (size_t)pl * C);
+    }
+}
+
+// 32 pixels (two tiles of 16, A addresses a0 / a1, row stride lda_b bytes) x 32 (or 16) output
+// channels over k-steps [s0, s1): koff[s] is k-step s's element offset from a pixel's base address.
+AMX_TARGET static void amx_conv_block(const uint16_t *a0, const uint16_t *a1, long lda_b, const int *koff, int s0, int s1,
+                                      const uint16_t *b0, const uint16_t *b1, float *c, int init) {
+    const long ldc_b = 32 * 4;
+    if (init == INIT_ZERO) { _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3); }
+    else { _tile_loadd(0, c, ldc_b); _tile_loadd(1, c + 16, ldc_b); _tile_loadd(2, c + 512, ldc_b); _tile_loadd(3, c + 528, ldc_b); }
+    if (b1) {
+        for (int s = s0; s < s1; s++) {
+            const int o = koff[s];
+            _tile_loadd(4, a0 + o, lda_b);
+            _tile_loadd(6, b0 + 512 * (s - s0), 64);
+            _tile_loadd(7, b1 + 512 * (s - s0), 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_loadd(5, a1 + o, lda_b);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    } else {
+        for (int s = s0; s < s1; s++) {
+            const int o = koff[s];
+            _tile_loadd(4, a0 + o, lda_b);
+            _tile_loadd(5, a1 + o, lda_b);
+            _tile_loadd(6, b0 + 512 * (s - s0), 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(2, 5, 6);
+        }
+    }
+    _tile_stored(0, c, ldc_b); _tile_stored(1, c + 16, ldc_b);
+    _tile_stored(2, c + 512, ldc_b); _tile_stored(3, c + 528, ldc_b);
+}
+
+int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, int Ho, int Wo,
+                         const uint16_t *packedB, int O, const float *bias, float *y, int p_begin, int p_end) {
+    const int P = Ho * Wo, K = C * kh * kw;
+    if (sdf_bf16_hw_tier() < 2 || C % 32 != 0 || Wo % 16 != 0 || K <= 0) return 0;
+    if (p_begin < 0) p_begin = 0;
+    if (p_end > P) p_end = P;
+    if (p_begin >= p_end) return 1;
+    amx_configure();
+    const int ksteps = K / 32, Kp = K, npad = round_up(O, 16), npairs = (npad + 31) / 32;
+    int *koff = (int *)malloc((size_t)ksteps * sizeof(int));
+    if (!koff) return 0;
+    for (int s = 0; s < ksteps; s++) {
+        const int k = s * 32, seg = k / C, c0 = k % C;
+        koff[s] = ((seg / kw) * Wp + seg % kw) * C + c0;
+    }
+    const long lda_b = (long)C * 2;
+    for (int mb = p_begin; mb < p_end; mb += SDF_MB) {
+        const int mrows = imin(SDF_MB, p_end - mb), mpad = round_up(mrows, 32);
+        tl_cbuf = (float *)grow(tl_cbuf, &tl_cbuf_cap, (size_t)mpad * npairs * 32 * 4);
+        if (!tl_cbuf) { free(koff); return 0; }
+        float *cb = tl_cbuf;
+        for (int nc = 0; nc < npad; nc += SDF_NC) {
+            const int npan = imin(SDF_NC, npad - nc) / 16;
+            for (int kc = 0; kc < ksteps; kc += SDF_KC / 32) {
+                const int ke = imin(ksteps, kc + SDF_KC / 32);
+                const int init = kc == 0 ? INIT_ZERO : INIT_LOAD;
+                for (int p = 0; p < npan; p += 2) {
+                    const uint16_t *b0 = packedB + ((size_t)(nc / 16 + p) * Kp + (size_t)kc * 32) * 16;
+                    const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
+                    float *c = cb + (size_t)((nc + p * 16) / 32) * 1024;
+                    const char *nx = NULL; int nxk = 0;
+                    if (p + 2 < npan) { nx = (const char *)(b0 + (size_t)2 * Kp * 16); nxk = (ke - kc) * 32; }
+                    else if (ke < ksteps) {
+                        nx = (const char *)(packedB + ((size_t)(nc / 16) * Kp + (size_t)ke * 32) * 16);
+                        nxk = (imin(ksteps, ke + SDF_KC / 32) - ke) * 32;
+                    }
+                    const int nlines = nxk / 2, nstrips = mpad / 32, share = (2 * nlines + nstrips - 1) / nstrips;
+                    for (int r = 0; r < mpad; r += 32) {
+                        if (nx) {
+                            for (int l = (r / 32) * share, le = imin(2 * nlines, l + share); l < le; l++) {
+                                const char *q = l < nlines ? nx + (size_t)l * 64 : nx + (size_t)Kp * 32 + (size_t)(l - nlines) * 64;
+                                _mm_prefetch(q, _MM_HINT_T0);
+                            }
+                        }
+                        const int pa = mb + r, pb = pa + 16 < p_end ? pa + 16 : pa;   // a lone last tile repeats
+                        const uint16_t *a0 = xpad + ((size_t)(pa / Wo) * Wp + pa % Wo) * C;
+                        const uint16_t *a1 = xpad + ((size_t)(pb / Wo) * Wp + pb % Wo) * C;
+                        amx_conv_block(a0, a1, lda_b, koff, kc, ke, b0, b1, c + (size_t)(r / 32) * npairs * 1024, init);
+                    }
+                }
+            }
+        }
+        store_c(cb, npairs, mrows, O, y, P, mb, 0, bias, 0, 1);
+    }
+    free(koff);
+    return 1;
 }
 
 // ---------------------------------------------------------------------------------------------

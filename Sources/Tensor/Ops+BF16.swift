@@ -114,6 +114,36 @@ extension Ops {
         if pix > 32 { pix = pix / 32 * 32 }
         let bandsPerImage = (hwo + pix - 1) / pix
         let t32 = Int32(tier)
+        if tier == 2, stride == 1, c % 32 == 0, wo % 16 == 0 {
+            // Direct convolution: one zero-bordered NHWC bf16 copy of each image, read by the AMX
+            // tiles in place (no im2col, no A packing).
+            let wpad = w + padding.left + padding.right
+            let rowsPerBand = max(1, (hp + cores - 1) / cores)
+            let bandPix = ((hwo + cores - 1) / cores + 31) / 32 * 32   // one band of pixels per core
+            let nb = (hwo + bandPix - 1) / bandPix
+            var ok = true
+            try ScratchPool.shared.withFloats((hp * wpad * c + 1) / 2) { buf in
+                let xpad = UnsafeMutableRawPointer(buf).assumingMemoryBound(to: UInt16.self)
+                for img in 0..<nImg {
+                    let xi = xp + img * c * hw
+                    Parallel.forEach((hp + rowsPerBand - 1) / rowsPerBand) { band in
+                        let r0 = band * rowsPerBand, r1 = min(hp, r0 + rowsPerBand)
+                        sdf_nchw_to_nhwc_bf16_pad(xi, Int32(c), Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
+                                                  Int32(hp), Int32(wpad), xpad, Int32(r0), Int32(r1))
+                    }
+                    let yi = yp + img * o * hwo
+                    Parallel.forEach(nb) { band in
+                        let p0 = band * bandPix, p1 = min(hwo, p0 + bandPix)
+                        if sdf_bf16_conv_direct(xpad, Int32(wpad), Int32(c), Int32(kh), Int32(kw), Int32(ho), Int32(wo),
+                                                packed, Int32(o), bp, yi, Int32(p0), Int32(p1)) == 0 { ok = false }
+                    }
+                }
+            }
+            if ok {
+                withExtendedLifetime((xf, b, weight)) {}
+                return y
+            }
+        }
         try ScratchPool.shared.withFloats(hw * c) { xt in
             for img in 0..<nImg {
                 // NHWC copy of this image: xt[p, c] = x[c, p].

@@ -121,6 +121,12 @@ func rms(_ t: Tensor) -> Float {
         (2, 7, 5, 9, 3, 2, 3, 1, Padding2D(top: 1, bottom: 0, left: 2, right: 1), false, .f32),
         (1, 64, 20, 20, 48, 3, 3, 1, Padding2D(1), true, .f32),
         (1, 3, 4, 4, 2, 3, 3, 1, .zero, false, .f32),
+        // Direct AMX convolution (stride 1, C % 32 == 0, output width % 16 == 0): full and partial
+        // last 32-pixel strips, 1x1, asymmetric padding, two images.
+        (1, 64, 16, 16, 48, 3, 3, 1, Padding2D(1), true, .f32),
+        (2, 32, 5, 32, 40, 3, 3, 1, Padding2D(1), true, .f16),
+        (1, 32, 7, 16, 20, 1, 1, 1, .zero, false, .f32),
+        (1, 32, 6, 16, 17, 2, 2, 1, Padding2D(top: 1, bottom: 0, left: 1, right: 0), true, .bf16),
     ]
 
     @Test(arguments: Array(0..<convCases.count))
@@ -161,6 +167,15 @@ func rms(_ t: Tensor) -> Float {
         for tier in bf16Tiers {
             let y = try BF16Backend.withTier(tier) { try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: b, stride: 2, padding: pad) }
             expectIdentical(y, ref, "exact conv tier \(tier)")
+        }
+        // Stride 1 with 32 channels and 16-pixel rows: the direct AMX path.
+        let x1 = bf16Random([1, 32, 5, 16], seed: 14, integers: true)
+        let w1 = bf16Random([18, 32, 3, 3], seed: 15, integers: true)
+        let ref1 = try Ops.conv2d(x1, weight: w1, bias: b, stride: 1, padding: Padding2D(1))
+        let packed1 = try PackedBF16Weight(w1)
+        for tier in bf16Tiers {
+            let y = try BF16Backend.withTier(tier) { try Ops.conv2dBF16(x1, weight: packed1, kernel: (3, 3), bias: b, padding: Padding2D(1)) }
+            expectIdentical(y, ref1, "exact direct conv tier \(tier)")
         }
     }
 

@@ -61,6 +61,18 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
                         int pad_top, int pad_left, int Ho, int Wo, const uint16_t *packedB, int O,
                         const float *bias, float *y, int p_begin, int p_end, int n_begin, int n_end);
 
+/// Rows [row_begin, row_end) of a zero-bordered NHWC bf16 copy of one NCHW fp32 image x [C, H, W]:
+/// out is [Hp, Wp, C] with the image at rows pt.., columns pl.. (everything else zero).
+void sdf_nchw_to_nhwc_bf16_pad(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp,
+                               uint16_t *out, int row_begin, int row_end);
+/// Stride-1 convolution on AMX reading A tiles straight from `xpad` (from sdf_nchw_to_nhwc_bf16_pad,
+/// Wp columns, C channels): output pixels [p_begin, p_end) (p = oy * Wo + ox, p_begin a multiple of
+/// 32), all O channels, written as NCHW planes y[o * Ho * Wo + p] (+ bias[o]). The weight is packed
+/// with K ordered (ky, kx, c). Needs tier 2, C % 32 == 0 and Wo % 16 == 0: returns 0 (and does
+/// nothing) otherwise, 1 when done.
+int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, int Ho, int Wo,
+                         const uint16_t *packedB, int O, const float *bias, float *y, int p_begin, int p_end);
+
 /// One block of scaled dot-product attention for one (batch, head), fused: S = Q K^T (bf16 operands,
 /// fp32 accumulation), P = exp(scale (S - rowmax)) rounded to bf16 (unnormalised), O = P V, then each
 /// output row divided by its fp32 row sum. q: `rows` query rows of `d` floats (row stride ldq);
