@@ -271,6 +271,16 @@ AVX_TARGET static void pack_a(const float *A, int lda, int rows, int rows_pad, i
     if (rows_pad > rows) memset(abuf + (size_t)rows * ldab, 0, (size_t)(rows_pad - rows) * ldab * 2);
 }
 
+AVX_TARGET static void pack_a_bf16(const uint16_t *A, int lda, int rows, int rows_pad, int k0, int kv, int kcp, int ldab,
+                                   uint16_t *abuf) {
+    for (int r = 0; r < rows; r++) {
+        uint16_t *d = abuf + (size_t)r * ldab;
+        memcpy(d, A + (size_t)r * lda + k0, (size_t)kv * 2);
+        for (int j = kv; j < kcp; j++) d[j] = 0;
+    }
+    if (rows_pad > rows) memset(abuf + (size_t)rows * ldab, 0, (size_t)(rows_pad - rows) * ldab * 2);
+}
+
 // Implicit im2col: A row p (an output pixel) is the channels-last patch of an NHWC image, K ordered
 // (ky, kx, c): kh * kw runs of C contiguous floats (zeros outside the image).
 typedef struct { const float *x; int H, W, C, kh, kw, stride, pt, pl, Wo; } conv_src;
@@ -390,12 +400,62 @@ AVX_TARGET static void avx_block(const uint16_t *a, int lda, int kcp, const uint
 
 typedef void (*block_fn)(const uint16_t *, int, int, const uint16_t *, const uint16_t *, float *, int, int, const float *);
 
+// 2^t on 16 lanes for t <= 0: t = n + f, |f| <= 1/2, 2^f by its degree-5 Taylor polynomial
+// (relative error < 3e-6, far below bf16's 2^-9), scaled by 2^n (underflows to 0 for very negative t).
+AVX_TARGET static inline __m512 exp2_16(__m512 t) {
+    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(1.3333558146e-3f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// gelu(x) = x/2 (1 + erf(x / sqrt 2)) on 16 lanes, erf by Abramowitz & Stegun 7.1.26 (absolute error
+// <= 1.5e-7, the formula of CKernels' fp32 GEGLU and of PyTorch's vectorized CPU erf).
+AVX_TARGET static inline __m512 gelu16(__m512 x) {
+    const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f));
+    const __m512 a = _mm512_abs_ps(z);
+    const __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(a, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    __m512 y = _mm512_set1_ps(1.061405429f);
+    y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.453152027f));
+    y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(1.421413741f));
+    y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-0.284496736f));
+    y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(0.254829592f));
+    y = _mm512_mul_ps(y, t);
+    const __m512 e = exp2_16(_mm512_mul_ps(_mm512_mul_ps(a, a), _mm512_set1_ps(-1.44269504088896341f)));
+    __m512 erfa = _mm512_fnmadd_ps(y, e, _mm512_set1_ps(1.0f));                 // erf(|z|)
+    const __mmask16 neg = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ);
+    erfa = _mm512_mask_sub_ps(erfa, neg, _mm512_setzero_ps(), erfa);
+    return _mm512_mul_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.5f)), _mm512_add_ps(erfa, _mm512_set1_ps(1.0f)));
+}
+
+// How a GEMM's fp32 results are written.
+typedef struct {
+    const float *bias;          // per output column (interleaved [value 16 | gate 16] order with geglu)
+    const float *res; long ldr; // residual added element-wise, [m, n] row-major, or NULL
+    int accumulate;             // C += result (fp32 C only)
+    int trans_out;              // C[n * ldc + m] (NCHW output planes; fp32, no residual)
+    int geglu;                  // column blocks of 32 are [value 16 | gate 16]: writes value * gelu(gate)
+                                // to column n / 2 (16 columns per block)
+    int c_bf16;                 // C is bf16 (nearest even)
+} epi_t;
+
+AVX_TARGET static inline void store16(void *C, int c_bf16, size_t idx, __mmask16 m, __m512 v) {
+    if (c_bf16) _mm256_mask_storeu_epi16((uint16_t *)C + idx, m, (__m256i)_mm512_cvtneps_pbh(v));
+    else _mm512_mask_storeu_ps((float *)C + idx, m, v);
+}
+
 // Writes a row block's blocked C (32 x 32 fp32 blocks, [strip][pair]) to C rows [mb, mb + mrows),
-// columns [n0, n0 + ncols): + bias, + the old C when accumulating; transposed (C[n * ldc + m]) for
-// NCHW output.
-AVX_TARGET static void store_c(const float *cb, int npairs, int mrows, int ncols, float *C, int ldc, int mb, int n0,
-                               const float *bias, int accumulate, int trans_out) {
-    if (trans_out) {
+// columns [n0, n0 + ncols) with the epilogue `e`.
+AVX_TARGET static void store_c(const float *cb, int npairs, int mrows, int ncols, void *Cv, int ldc, int mb, int n0,
+                               const epi_t *e) {
+    const float *bias = e->bias;
+    if (e->trans_out) {
+        float *C = (float *)Cv;
         for (int j0 = 0; j0 < ncols; j0 += 32) {
             const int jn = imin(32, ncols - j0);
             for (int r0 = 0; r0 < mrows; r0 += 32) {
@@ -412,21 +472,36 @@ AVX_TARGET static void store_c(const float *cb, int npairs, int mrows, int ncols
     }
     for (int r = 0; r < mrows; r++) {
         const float *src = cb + (size_t)(r / 32) * npairs * 1024 + (r % 32) * 32;
-        float *dst = C + (size_t)(mb + r) * ldc + n0;
+        if (e->geglu) {
+            const size_t row = (size_t)(mb + r) * ldc;
+            for (int j0 = 0; j0 < ncols; j0 += 32) {
+                __m512 v = _mm512_loadu_ps(src + (size_t)(j0 / 32) * 1024), g = _mm512_loadu_ps(src + (size_t)(j0 / 32) * 1024 + 16);
+                if (bias) {
+                    v = _mm512_add_ps(v, _mm512_loadu_ps(bias + n0 + j0));
+                    g = _mm512_add_ps(g, _mm512_loadu_ps(bias + n0 + j0 + 16));
+                }
+                store16(Cv, e->c_bf16, row + (size_t)(n0 + j0) / 2, 0xffff, _mm512_mul_ps(v, gelu16(g)));
+            }
+            continue;
+        }
+        const size_t row = (size_t)(mb + r) * ldc + n0;
+        const float *res = e->res ? e->res + (size_t)(mb + r) * e->ldr + n0 : NULL;
         for (int j0 = 0; j0 < ncols; j0 += 16) {
             const __mmask16 m = (__mmask16)(ncols - j0 >= 16 ? 0xffff : ((1u << (ncols - j0)) - 1));
             __m512 v = _mm512_maskz_loadu_ps(m, src + (size_t)(j0 / 32) * 1024 + (j0 % 32));
             if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + n0 + j0));
-            if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst + j0));
-            _mm512_mask_storeu_ps(dst + j0, m, v);
+            if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + j0));
+            if (e->accumulate && !e->c_bf16) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, (float *)Cv + row + j0));
+            store16(Cv, e->c_bf16, row + j0, m, v);
         }
     }
 }
 
+
 // C (+)= A B^T on [m0, m1) x [n0, n1). A: fp32 rows (lda), or the implicit im2col `cs` when non-NULL.
 // trans_out: C is stored transposed, element (m, n) at C[n * ldc + m] (NCHW output planes).
-static void gemm_blocked(int tier, const float *A, int lda, const conv_src *cs, const uint16_t *B, float *C, int ldc,
-                         int trans_out, int K, const float *bias, int accumulate, int n0, int n1, int m0, int m1) {
+static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const conv_src *cs, const uint16_t *B, void *C,
+                         int ldc, int K, const epi_t *e, int n0, int n1, int m0, int m1) {
     if (tier == 2) amx_configure();
     block_fn blk = tier == 2 ? amx_block : avx_block;
     const int Kp = round_up(K, 32);
@@ -450,7 +525,8 @@ static void gemm_blocked(int tier, const float *A, int lda, const conv_src *cs, 
         for (int kb = 0; kb < Kp; kb += kbs) {
             const int kbp = imin(kbs, Kp - kb);
             if (cs) pack_a_conv(cs, mb, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
-            else pack_a(A + (size_t)mb * lda, lda, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
+            else if (a_bf16) pack_a_bf16((const uint16_t *)A + (size_t)mb * lda, lda, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
+            else pack_a((const float *)A + (size_t)mb * lda, lda, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
             // Column blocks of SDF_NC (that part of C, mpad x SDF_NC fp32, stays in L2); inside, inner
             // K slices of SDF_KC: one pair of B panels (2 x 16 x SDF_KC bf16 = 16 KiB, L1) is used for
             // all the row strips of the A block (from L2) before the next pair.
@@ -487,7 +563,7 @@ static void gemm_blocked(int tier, const float *A, int lda, const conv_src *cs, 
                 }
             }
         }
-        store_c(cb, npairs, mrows, ncols, C, ldc, mb, n0, bias, accumulate, trans_out);
+        store_c(cb, npairs, mrows, ncols, C, ldc, mb, n0, e);
     }
 }
 
@@ -534,7 +610,23 @@ void sdf_bf16_gemm_tier(int tier, const float *A, int lda, const uint16_t *packe
         gemm_scalar(A, lda, packedB, C, ldc, K, bias, accumulate, n_begin, n_end, m_begin, m_end);
         return;
     }
-    gemm_blocked(tier, A, lda, NULL, packedB, C, ldc, 0, K, bias, accumulate, n_begin, n_end, m_begin, m_end);
+    const epi_t e = { bias, NULL, 0, accumulate, 0, 0, 0 };
+    gemm_blocked(tier, A, 0, lda, NULL, packedB, C, ldc, K, &e, n_begin, n_end, m_begin, m_end);
+}
+
+void sdf_bf16_gemm_ex(int tier, const void *A, int a_dtype, int lda, const uint16_t *packedB, void *C, int c_dtype,
+                      int ldc, int M, int N, int K, const float *bias, const float *residual, int ldr, int geglu,
+                      int n_begin, int n_end, int m_begin, int m_end) {
+    const int hw = sdf_bf16_hw_tier();
+    if (tier > hw) tier = hw;
+    if (n_begin < 0) n_begin = 0;
+    if (m_begin < 0) m_begin = 0;
+    if (n_end > N) n_end = N;
+    if (m_end > M) m_end = M;
+    if (tier <= 0 || K <= 0 || n_begin >= n_end || m_begin >= m_end || (n_begin % 32) != 0) return;
+    if (geglu && ((n_end - n_begin) % 32 != 0)) return;
+    const epi_t e = { bias, geglu ? NULL : residual, ldr, 0, 0, geglu, c_dtype == 2 };
+    gemm_blocked(tier, A, a_dtype == 2, lda, NULL, packedB, C, ldc, K, &e, n_begin, n_end, m_begin, m_end);
 }
 
 void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, int kw, int stride,
@@ -549,7 +641,8 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
     if (n_end > O) n_end = O;
     if (p_begin >= p_end || n_begin >= n_end || tier <= 0 || K <= 0 || (n_begin % 16) != 0) return;
     conv_src cs = { xt, H, W, C, kh, kw, stride, pad_top, pad_left, Wo };
-    gemm_blocked(tier, NULL, 0, &cs, packedB, y, P, 1, K, bias, 0, n_begin, n_end, p_begin, p_end);
+    const epi_t e = { bias, NULL, 0, 0, 1, 0, 0 };
+    gemm_blocked(tier, NULL, 0, 0, &cs, packedB, y, P, K, &e, n_begin, n_end, p_begin, p_end);
 }
 
 void sdf_bf16_gemm(const float *A, int lda, const uint16_t *packedB, float *C, int ldc, int M, int N, int K,
@@ -676,7 +769,8 @@ int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, in
                 }
             }
         }
-        store_c(cb, npairs, mrows, O, y, P, mb, 0, bias, 0, 1);
+        const epi_t e = { bias, NULL, 0, 0, 1, 0, 0 };
+        store_c(cb, npairs, mrows, O, y, P, mb, 0, &e);
     }
     free(koff);
     return 1;
@@ -691,20 +785,6 @@ static __thread uint16_t *tl_pbuf;   // probabilities, rows_pad x ldp bf16 (the 
 static __thread size_t tl_pbuf_cap;
 static __thread float *tl_obuf;      // rows_pad x dv_pad fp32
 static __thread size_t tl_obuf_cap;
-
-// 2^t on 16 lanes for t <= 0: t = n + f, |f| <= 1/2, 2^f by its degree-5 Taylor polynomial
-// (relative error < 3e-6, far below bf16's 2^-9), scaled by 2^n (underflows to 0 for very negative t).
-AVX_TARGET static inline __m512 exp2_16(__m512 t) {
-    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(1.3333558146e-3f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
 
 // p[j] = bf16(exp(scale * (s[j] - max))) for j < valid, 0 for valid <= j < kp; returns the sum of the
 // fp32 exponentials.

@@ -28,11 +28,18 @@ public struct Linear: Sendable {
     public var inFeatures: Int { weight.shape.count == 2 ? weight.shape[1] : 0 }
     public var outFeatures: Int { weight.shape.count == 2 ? weight.shape[0] : 0 }
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    let packedGEGLU = PackedWeightBox(gegluInterleaved: true)
+
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try callAsFunction(x, residual: nil) }
+
+    /// y = x W^T + b (+ LoRA paths) (+ residual): in bf16 mode the residual is added in the GEMM's
+    /// store; in fp32 by `Ops.add` (the same sum: y + residual).
+    func callAsFunction(_ x: Tensor, residual: Tensor?) throws -> Tensor {
         FlopCounter.add(2 * Double(x.count) * Double(outFeatures))
         let bf16 = lowPrecision && ComputePrecision.useBF16
         var y = try Profiler.measure(Profiler.enabled ? "linear M=\(x.count / max(1, inFeatures)) K=\(inFeatures) N=\(outFeatures) \(bf16 ? "bf16" : "\(weight.dtype)")" : "linear") {
-            bf16 ? try Ops.linearBF16(x, weight: packed.get(weight), bias: bias) : try Ops.linear(x, weight: weight, bias: bias)
+            bf16 ? try Ops.linearBF16(x, weight: packed.get(weight), bias: bias, residual: residual)
+                 : try Ops.linear(x, weight: weight, bias: bias)
         }
         for p in loras {
             let down = p.down.rank == 4 ? try p.down.reshaped([p.down.shape[0], p.down.shape[1]]) : p.down
@@ -40,7 +47,22 @@ public struct Linear: Sendable {
             let u = try Ops.linear(d, weight: p.up.rank == 4 ? p.up.reshaped([p.up.shape[0], p.up.shape[1]]) : p.up)
             y = try Ops.add(y, Ops.mul(u, scalar: p.scale))
         }
+        if let residual, !bf16 { y = try Profiler.measure("add") { try Ops.add(residual, y) } }
         return y
+    }
+
+    /// GEGLU(x W^T + b) for a feed-forward input projection [2H, K]: in bf16 mode without LoRA paths
+    /// (H a multiple of 16) one fused GEMM whose store applies the activation and writes bf16;
+    /// otherwise the projection followed by `Ops.geglu`.
+    func geglu(_ x: Tensor) throws -> Tensor {
+        if lowPrecision && ComputePrecision.useBF16 && loras.isEmpty && weight.rank == 2 && outFeatures % 32 == 0 {
+            FlopCounter.add(2 * Double(x.count) * Double(outFeatures))
+            return try Profiler.measure(Profiler.enabled ? "linear+geglu M=\(x.count / max(1, inFeatures)) K=\(inFeatures) N=\(outFeatures) bf16" : "linear") {
+                try Ops.linearGEGLUBF16(x, weight: packedGEGLU.get(weight), bias: bias)
+            }
+        }
+        let h = try callAsFunction(x)
+        return try Profiler.measure("geglu") { try Ops.geglu(h) }
     }
 }
 

@@ -48,10 +48,13 @@ public enum ComputePrecision: String, CaseIterable, Sendable {
 final class PackedWeightBox: @unchecked Sendable {
     private let lock = NSLock()
     private var packed: PackedBF16Weight?
+    private let gegluInterleaved: Bool
+
+    init(gegluInterleaved: Bool = false) { self.gegluInterleaved = gegluInterleaved }
 
     func get(_ weight: Tensor) throws -> PackedBF16Weight {
         if let p = lock.withLock({ packed }) { return p }
-        let p = try PackedBF16Weight(weight)
+        let p = try PackedBF16Weight(weight, gegluInterleaved: gegluInterleaved)
         lock.withLock { packed = p }
         releasePages(of: weight)
         return p

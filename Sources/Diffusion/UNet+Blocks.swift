@@ -43,7 +43,8 @@ struct AttentionLayer {
         self.heads = heads
     }
 
-    func callAsFunction(_ x: Tensor, context: Tensor? = nil, kv: (Tensor, Tensor)? = nil) throws -> Tensor {
+    /// residual: added to the output projection's result (fused into its GEMM in bf16 mode).
+    func callAsFunction(_ x: Tensor, context: Tensor? = nil, kv: (Tensor, Tensor)? = nil, residual: Tensor? = nil) throws -> Tensor {
         let c = context ?? x
         let (kk, vv) = try kv ?? (k(c), v(c))
         let qq = try q(x)
@@ -52,7 +53,7 @@ struct AttentionLayer {
         let a = try Profiler.measure((context == nil ? "attention-self" : "attention-cross") + (bf16 ? " bf16" : "")) {
             bf16 ? try Ops.attentionBF16(query: qq, key: kk, value: vv, heads: heads) : try Ops.attention(query: qq, key: kk, value: vv, heads: heads)
         }
-        return try out(a)
+        return try out(a, residual: residual)
     }
 }
 
@@ -78,15 +79,10 @@ struct TransformerBlock {
 
     func callAsFunction(_ x: Tensor, context: Tensor, kv: [(Tensor, Tensor)]?) throws -> Tensor {
         var h = x
-        let n1 = try norm1(h)
-        let a1 = try attn1(n1)
-        h = try Profiler.measure("add") { try Ops.add(h, a1) }
-        let a2 = try attn2(norm2(h), context: context, kv: kv?[crossIndex])
-        h = try Profiler.measure("add") { try Ops.add(h, a2) }
-        let f1 = try ffIn(norm3(h))
-        let g = try Profiler.measure("geglu") { try Ops.geglu(f1) }
-        let f2 = try ffOut(g)
-        h = try Profiler.measure("add") { try Ops.add(h, f2) }
+        h = try attn1(norm1(h), residual: h)
+        h = try attn2(norm2(h), context: context, kv: kv?[crossIndex], residual: h)
+        let g = try ffIn.geglu(norm3(h))
+        h = try ffOut(g, residual: h)
         return h
     }
 }

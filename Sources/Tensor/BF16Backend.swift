@@ -48,11 +48,22 @@ public final class PackedBF16Weight: @unchecked Sendable {
     public let source: Tensor
     /// Packed bf16 data (`sdf_bf16_packed_size(n, k)` bytes); nil without bf16 hardware.
     let packed: TensorStorage?
+    /// Rows packed as [value 16 | gate 16] blocks (`Ops.linearGEGLUBF16`): row r < N/2 is a value row,
+    /// r >= N/2 the matching gate row.
+    public let gegluInterleaved: Bool
 
     /// Packs `weight`: [N, K] (linear) or [O, C, kh, kw] (conv), f32/f16/bf16. Parallel over the
     /// cores (16-row panels are independent).
-    public init(_ weight: Tensor) throws {
+    /// gegluInterleaved: pack the rows of a GEGLU projection [2H, K] (H a multiple of 16) in the
+    /// interleaved order `Ops.linearGEGLUBF16` reads.
+    public init(_ weight: Tensor, gegluInterleaved: Bool = false) throws {
         let op = "PackedBF16Weight"
+        self.gegluInterleaved = gegluInterleaved
+        if gegluInterleaved {
+            guard weight.rank == 2, weight.shape[0] % 32 == 0 else {
+                throw TensorError.shapeMismatch(op: op, detail: "GEGLU weight must be [2H, K] with H a multiple of 16, got \(weight.shape)")
+            }
+        }
         guard weight.dtype == .f32 || weight.dtype == .f16 || weight.dtype == .bf16 else {
             throw TensorError.unsupportedDType(op: op, dtype: weight.dtype)
         }
@@ -82,6 +93,21 @@ public final class PackedBF16Weight: @unchecked Sendable {
                             dst.advanced(by: ((oi * khw + s) * c + ci) * es)
                                 .copyMemory(from: src.advanced(by: ((oi * c + ci) * khw + s) * es), byteCount: es)
                         }
+                    }
+                }
+            }
+            w = t
+        }
+        if gegluInterleaved {
+            // Row order [v0..v15, g0..g15, v16..v31, g16..g31, ...] (a reordered copy of the rows).
+            let hidden = n / 2, es = w.dtype.size, rowBytes = k * es
+            let t = try Tensor.uninitialized(w.shape, dtype: w.dtype)
+            let src = w.rawPointer, dst = UnsafeMutableRawPointer(mutating: t.rawPointer)
+            Parallel.chunks(hidden / 16, minChunk: 1) { r in
+                for blk in r {
+                    for j in 0..<16 {
+                        dst.advanced(by: (blk * 32 + j) * rowBytes).copyMemory(from: src.advanced(by: (blk * 16 + j) * rowBytes), byteCount: rowBytes)
+                        dst.advanced(by: (blk * 32 + 16 + j) * rowBytes).copyMemory(from: src.advanced(by: (hidden + blk * 16 + j) * rowBytes), byteCount: rowBytes)
                     }
                 }
             }

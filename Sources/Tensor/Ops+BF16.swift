@@ -5,17 +5,10 @@ import CKernels
 /// products accumulated in fp32, outputs f32. Each function falls back to its fp32 `Ops` peer
 /// (bit-identical) when `BF16Backend.tier` is 0.
 extension Ops {
-    /// C[m, n] (+)= A[m, :] . W[n, :] over the whole [M, N] block, split over the cores: along N in
-    /// 32-column blocks when N is the larger side (or M is small), otherwise along M.
-    static func bf16Gemm(tier: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<UInt16>,
-                         c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, k: Int,
-                         bias: UnsafePointer<Float>?, accumulate: Bool, threads: Int = Parallel.cores) {
+    /// Splits an [M, N] GEMM over the cores: along N in 32-column blocks when N is the larger side
+    /// (or M is small), otherwise along M in 32-row blocks. `call(n0, n1, m0, m1)` runs one part.
+    static func splitGemm(m: Int, n: Int, threads: Int = Parallel.cores, _ call: @escaping (Int, Int, Int, Int) -> Void) {
         if m == 0 || n == 0 { return }
-        let t = Int32(tier), acc: Int32 = accumulate ? 1 : 0
-        func call(_ n0: Int, _ n1: Int, _ m0: Int, _ m1: Int) {
-            sdf_bf16_gemm_tier(t, a, Int32(lda), packed, c, Int32(ldc), Int32(m), Int32(n), Int32(k), bias, acc,
-                               Int32(n0), Int32(n1), Int32(m0), Int32(m1))
-        }
         let nBlocks = (n + 31) / 32
         if threads <= 1 || (m < 64 && nBlocks < 2) { call(0, n, 0, m); return }
         if nBlocks >= threads && (n >= m || m < 64 * threads) {
@@ -34,33 +27,110 @@ extension Ops {
         }
     }
 
-    /// `linear` with a pre-packed bf16 weight: y = bf16(x) bf16(W)^T + b, fp32 accumulation.
-    /// - x: [..., K] (f32/f16/bf16); bias: [N] or nil. Returns [..., N] f32.
-    /// Tier 0: `Ops.linear(x, weight: weight.source, bias:)`.
-    public static func linearBF16(_ x: Tensor, weight: PackedBF16Weight, bias: Tensor?) throws -> Tensor {
+    /// C[m, n] (+)= A[m, :] . W[n, :] over the whole [M, N] block, split over the cores.
+    static func bf16Gemm(tier: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<UInt16>,
+                         c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, k: Int,
+                         bias: UnsafePointer<Float>?, accumulate: Bool, threads: Int = Parallel.cores) {
+        let t = Int32(tier), acc: Int32 = accumulate ? 1 : 0
+        splitGemm(m: m, n: n, threads: threads) { n0, n1, m0, m1 in
+            sdf_bf16_gemm_tier(t, a, Int32(lda), packed, c, Int32(ldc), Int32(m), Int32(n), Int32(k), bias, acc,
+                               Int32(n0), Int32(n1), Int32(m0), Int32(m1))
+        }
+    }
+
+    /// `linear` with a pre-packed bf16 weight: y = bf16(x) bf16(W)^T + b (+ residual), fp32
+    /// accumulation.
+    /// - x: [..., K] f32 (rounded to bf16 as it is packed) or bf16 (used as is; f16 is widened first);
+    ///   bias: [N] or nil; residual: nil or a tensor of the output's shape, added in the GEMM's store
+    ///   (one pass instead of a separate `Ops.add`). Returns [..., N] f32.
+    /// Tier 0: `Ops.linear(x, weight: weight.source, bias:)` (+ residual).
+    public static func linearBF16(_ x: Tensor, weight: PackedBF16Weight, bias: Tensor?, residual: Tensor? = nil) throws -> Tensor {
         let op = "linearBF16"
         let outF = weight.n, inF = weight.k
         if let kern = weight.kernel, kern.kh * kern.kw != 1 {
             throw TensorError.shapeMismatch(op: op, detail: "weight is a \(kern.kh)x\(kern.kw) conv kernel")
         }
+        guard !weight.gegluInterleaved else {
+            throw TensorError.invalidArgument(op: op, detail: "weight is packed for linearGEGLUBF16")
+        }
+        var outShape = x.shape
+        if !outShape.isEmpty { outShape[outShape.count - 1] = outF }
+        if let residual, residual.shape != outShape {
+            throw TensorError.shapeMismatch(op: op, detail: "residual \(residual.shape) != output \(outShape)")
+        }
         let tier = BF16Backend.tier
         guard tier > 0, let packed = weight.packedPointer else {
             let w2 = weight.source.rank == 2 ? weight.source : try weight.source.reshaped([outF, inF])
-            return try linear(x, weight: w2, bias: bias)
+            let y = try linear(x, weight: w2, bias: bias)
+            return try residual.map { try add($0, y) } ?? y
         }
         guard x.rank >= 1, x.shape[x.rank - 1] == inF else {
             throw TensorError.shapeMismatch(op: op, detail: "input \(x.shape) last dim != weight in-features \(inF)")
         }
         let b = try vector(bias, count: outF, op, "bias")
-        let xf = try floatInput(x, op, "input")
+        let xin = x.dtype == .bf16 ? x : try floatInput(x, op, "input")
+        let rf = try residual.map { try floatInput($0, op, "residual") }
         let m = x.count / max(inF, 1)
         guard m <= Int(Int32.max) else { throw TensorError.tooLarge(op: op, detail: "\(m) rows") }
-        var outShape = x.shape; outShape[outShape.count - 1] = outF
         let y = try Tensor.uninitialized(outShape, dtype: .f32)
         if m == 0 { return y }
-        bf16Gemm(tier: tier, a: xf.f32Pointer, lda: inF, packed: packed, c: y.f32MutablePointer, ldc: outF,
-                 m: m, n: outF, k: inF, bias: b?.f32Pointer, accumulate: false)
-        withExtendedLifetime((xf, b, weight)) {}
+        let t = Int32(tier), aType: Int32 = xin.dtype == .bf16 ? 2 : 0
+        let ap = xin.rawPointer, cp = UnsafeMutableRawPointer(y.f32MutablePointer)
+        let bp = b?.f32Pointer, rp = rf?.f32Pointer
+        splitGemm(m: m, n: outF) { n0, n1, m0, m1 in
+            sdf_bf16_gemm_ex(t, ap, aType, Int32(inF), packed, cp, 0, Int32(outF), Int32(m), Int32(outF), Int32(inF),
+                             bp, rp, Int32(outF), 0, Int32(n0), Int32(n1), Int32(m0), Int32(m1))
+        }
+        withExtendedLifetime((xin, b, rf, weight)) {}
+        return y
+    }
+
+    /// GEGLU feed-forward input projection fused: h = x W^T + b, split [value | gate] in halves of H,
+    /// returns value * gelu(gate) (erf form, `Ops.geglu`) as bf16 [..., H]: the GEMM's store applies
+    /// the activation, so the [..., 2H] fp32 projection is never written. `weight` must be packed with
+    /// `PackedBF16Weight(_, gegluInterleaved: true)` (H a multiple of 16). Tier 0 (or an unpacked
+    /// weight): `Ops.geglu(Ops.linear(x, weight: weight.source, bias:))` (f32).
+    public static func linearGEGLUBF16(_ x: Tensor, weight: PackedBF16Weight, bias: Tensor?) throws -> Tensor {
+        let op = "linearGEGLUBF16"
+        let n2 = weight.n, inF = weight.k, hidden = n2 / 2
+        guard weight.gegluInterleaved, weight.kernel == nil else {
+            throw TensorError.invalidArgument(op: op, detail: "weight must be packed with gegluInterleaved")
+        }
+        let tier = BF16Backend.tier
+        guard tier > 0, let packed = weight.packedPointer else {
+            let w2 = weight.source.rank == 2 ? weight.source : try weight.source.reshaped([n2, inF])
+            return try geglu(linear(x, weight: w2, bias: bias))
+        }
+        guard x.rank >= 1, x.shape[x.rank - 1] == inF else {
+            throw TensorError.shapeMismatch(op: op, detail: "input \(x.shape) last dim != weight in-features \(inF)")
+        }
+        let b = try vector(bias, count: n2, op, "bias")
+        // The bias in the weight's interleaved column order.
+        let bi = try b.map { bt -> Tensor in
+            let t = try Tensor.uninitialized([n2], dtype: .f32)
+            let src = bt.f32Pointer, dst = t.f32MutablePointer
+            for blk in 0..<(hidden / 16) {
+                for j in 0..<16 {
+                    dst[blk * 32 + j] = src[blk * 16 + j]
+                    dst[blk * 32 + 16 + j] = src[hidden + blk * 16 + j]
+                }
+            }
+            return t
+        }
+        let xin = x.dtype == .bf16 ? x : try floatInput(x, op, "input")
+        let m = x.count / max(inF, 1)
+        guard m <= Int(Int32.max) else { throw TensorError.tooLarge(op: op, detail: "\(m) rows") }
+        var outShape = x.shape; outShape[outShape.count - 1] = hidden
+        let y = try Tensor.uninitialized(outShape, dtype: .bf16)
+        if m == 0 { return y }
+        let t = Int32(tier), aType: Int32 = xin.dtype == .bf16 ? 2 : 0
+        let ap = xin.rawPointer, cp = UnsafeMutableRawPointer(mutating: y.rawPointer)
+        let bp = bi?.f32Pointer
+        splitGemm(m: m, n: n2) { n0, n1, m0, m1 in
+            sdf_bf16_gemm_ex(t, ap, aType, Int32(inF), packed, cp, 2, Int32(hidden), Int32(m), Int32(n2), Int32(inF),
+                             bp, nil, 0, 1, Int32(n0), Int32(n1), Int32(m0), Int32(m1))
+        }
+        withExtendedLifetime((xin, bi, weight)) {}
         return y
     }
 

@@ -98,6 +98,48 @@ func rms(_ t: Tensor) -> Float {
         }
     }
 
+    /// The fused epilogues: residual added in the store, bf16 input used as is, and GEGLU with the
+    /// interleaved packing (bf16 output), against the fp32 ops.
+    @Test(arguments: [(1, 64, 32, true), (70, 96, 64, false), (300, 640, 160, true), (33, 1280, 1024, true)])
+    func fusedEpilogues(m: Int, k: Int, hidden: Int, hasBias: Bool) throws {
+        let x = bf16Random([m, k], seed: 21)
+        let w = bf16Random([2 * hidden, k], seed: 22, scale: 0.1)
+        let b = hasBias ? bf16Random([2 * hidden], seed: 23) : nil
+        let res = bf16Random([m, 2 * hidden], seed: 24)
+        let ref = try Ops.add(res, Ops.linear(x, weight: w, bias: b))
+        let refG = try Ops.geglu(Ops.linear(x, weight: w, bias: b))
+        let packed = try PackedBF16Weight(w)
+        let packedG = try PackedBF16Weight(w, gegluInterleaved: true)
+        #expect(throws: TensorError.self) { try Ops.linearBF16(x, weight: packedG, bias: b) }
+        for tier in bf16Tiers {
+            let y = try BF16Backend.withTier(tier) { try Ops.linearBF16(x, weight: packed, bias: b, residual: res) }
+            expectBF16Close(y, ref, "linear+residual \(m)x\(k) tier \(tier)")
+            // A bf16 input is used as is: the same as the f32 input it was rounded from.
+            let xb = try x.converted(to: .bf16)
+            let yb = try BF16Backend.withTier(tier) { try Ops.linearBF16(xb, weight: packed, bias: b, residual: res) }
+            expectIdentical(yb, y, "bf16 input tier \(tier)")
+            let g = try BF16Backend.withTier(tier) { try Ops.linearGEGLUBF16(x, weight: packedG, bias: b) }
+            #expect(g.dtype == .bf16 && g.shape == [m, hidden])
+            // Against the unfused bf16 path: only the output's rounding to bf16 (2^-9 relative) and
+            // float-order differences remain.
+            let unfused = try BF16Backend.withTier(tier) { try Ops.geglu(Ops.linearBF16(x, weight: packed, bias: b)) }.toFloats()
+            let gf = g.toFloats()
+            let worst = zip(gf, unfused).map { abs($0 - $1) - (abs($1) * 0x1p-8 + 1e-5) }.max() ?? 0
+            #expect(worst <= 0, "fused geglu vs unfused tier \(tier): excess \(worst)")
+            // Against fp32: value * gelu(gate) multiplies the projection's bf16 error by up to |gate|,
+            // so the bound is relative to rms(projection) * max |projection|.
+            let pre = try Ops.linear(x, weight: w, bias: b)
+            let preMax = pre.toFloats().map { abs($0) }.max() ?? 1
+            expectBF16Close(g, refG, "linear+geglu \(m)x\(k)->\(hidden) tier \(tier)", scaleFloor: rms(pre) * max(1, preMax))
+        }
+        try BLAS.withSingleThreadedBLAS {
+            let g0 = try BF16Backend.withTier(0) { try Ops.linearGEGLUBF16(x, weight: packedG, bias: b) }
+            expectIdentical(g0, refG, "geglu tier 0 fallback")
+            let y0 = try BF16Backend.withTier(0) { try Ops.linearBF16(x, weight: packed, bias: b, residual: res) }
+            expectIdentical(y0, ref, "residual tier 0 fallback")
+        }
+    }
+
     @Test func linearExactOnSmallIntegers() throws {
         for (m, k, n) in [(37, 45, 19), (64, 640, 64), (100, 1000, 50), (3, 5, 1)] {
             let x = bf16Random([m, k], seed: 3, integers: true), w = bf16Random([n, k], seed: 4, integers: true)

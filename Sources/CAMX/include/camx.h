@@ -51,6 +51,16 @@ void sdf_bf16_gemm_tier(int tier, const float *A, int lda, const uint16_t *packe
                         int M, int N, int K, const float *bias, int accumulate,
                         int n_begin, int n_end, int m_begin, int m_end);
 
+/// sdf_bf16_gemm with more operand types and epilogues (tier >= 1 only; n_begin a multiple of 32):
+/// A is fp32 (a_dtype 0) or bf16 (2, used as is); C is fp32 (c_dtype 0) or bf16 (2, nearest even);
+/// C = A B^T + bias (+ residual[m * ldr + n] when residual != NULL). geglu = 1: B was packed with its
+/// rows interleaved in blocks of 16 as [value 16 | gate 16] (N = 2 H, bias in the same order, n_end -
+/// n_begin a multiple of 32); C is [M, H] (ldc >= H) and receives value * gelu(gate) (erf form) at
+/// column n / 2 for each interleaved block (no residual).
+void sdf_bf16_gemm_ex(int tier, const void *A, int a_dtype, int lda, const uint16_t *packedB, void *C, int c_dtype,
+                      int ldc, int M, int N, int K, const float *bias, const float *residual, int ldr, int geglu,
+                      int n_begin, int n_end, int m_begin, int m_end);
+
 /// Convolution as an implicit GEMM on one NHWC image `xt` [H, W, C] with a weight packed with K ordered
 /// (ky, kx, c) (N = O, K = kh * kw * C): for output pixels p in [p_begin, p_end) (p = oy * Wo + ox)
 /// and output channels o in [n_begin, n_end) (n_begin a multiple of 16) writes
