@@ -887,6 +887,168 @@ void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, cons
 }
 
 // ---------------------------------------------------------------------------------------------
+// fp32 attention block (AVX-512F): the same fusion in fp32 with register-blocked FMA kernels.
+
+#define F32_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
+
+// S[i, j0 .. j0 + 32) = sum_t q[i, t] kt[t, j0 ..] for 8 rows (row pointers; rows past the end
+// repeat the last one and store into a scratch row).
+F32_TARGET static inline void f32_qk_8x32(const float *const *q, int d, const float *kt, long ldk, float *const *S) {
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00,
+           a40 = a00, a41 = a00, a50 = a00, a51 = a00, a60 = a00, a61 = a00, a70 = a00, a71 = a00;
+    const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3], *q4 = q[4], *q5 = q[5], *q6 = q[6], *q7 = q[7];
+    for (int t = 0; t < d; t++) {
+        const __m512 k0 = _mm512_loadu_ps(kt + (size_t)t * ldk), k1 = _mm512_loadu_ps(kt + (size_t)t * ldk + 16);
+        __m512 b;
+        b = _mm512_set1_ps(q0[t]); a00 = _mm512_fmadd_ps(b, k0, a00); a01 = _mm512_fmadd_ps(b, k1, a01);
+        b = _mm512_set1_ps(q1[t]); a10 = _mm512_fmadd_ps(b, k0, a10); a11 = _mm512_fmadd_ps(b, k1, a11);
+        b = _mm512_set1_ps(q2[t]); a20 = _mm512_fmadd_ps(b, k0, a20); a21 = _mm512_fmadd_ps(b, k1, a21);
+        b = _mm512_set1_ps(q3[t]); a30 = _mm512_fmadd_ps(b, k0, a30); a31 = _mm512_fmadd_ps(b, k1, a31);
+        b = _mm512_set1_ps(q4[t]); a40 = _mm512_fmadd_ps(b, k0, a40); a41 = _mm512_fmadd_ps(b, k1, a41);
+        b = _mm512_set1_ps(q5[t]); a50 = _mm512_fmadd_ps(b, k0, a50); a51 = _mm512_fmadd_ps(b, k1, a51);
+        b = _mm512_set1_ps(q6[t]); a60 = _mm512_fmadd_ps(b, k0, a60); a61 = _mm512_fmadd_ps(b, k1, a61);
+        b = _mm512_set1_ps(q7[t]); a70 = _mm512_fmadd_ps(b, k0, a70); a71 = _mm512_fmadd_ps(b, k1, a71);
+    }
+    _mm512_storeu_ps(S[0], a00); _mm512_storeu_ps(S[0] + 16, a01);
+    _mm512_storeu_ps(S[1], a10); _mm512_storeu_ps(S[1] + 16, a11);
+    _mm512_storeu_ps(S[2], a20); _mm512_storeu_ps(S[2] + 16, a21);
+    _mm512_storeu_ps(S[3], a30); _mm512_storeu_ps(S[3] + 16, a31);
+    _mm512_storeu_ps(S[4], a40); _mm512_storeu_ps(S[4] + 16, a41);
+    _mm512_storeu_ps(S[5], a50); _mm512_storeu_ps(S[5] + 16, a51);
+    _mm512_storeu_ps(S[6], a60); _mm512_storeu_ps(S[6] + 16, a61);
+    _mm512_storeu_ps(S[7], a70); _mm512_storeu_ps(S[7] + 16, a71);
+}
+
+// O[i, 0 .. 32) (+)= sum_{j in [j0, j1)} P[i, j] v[j, 0 .. 32) for 8 rows (row pointers as above);
+// columns of v past m0/m1 masked.
+F32_TARGET static inline void f32_pv_8x32(const float *const *P, int j0, int j1, const float *v, long ldv,
+                                          __mmask16 m0, __mmask16 m1, float *const *O, int init) {
+    __m512 a[8][2];
+#define PV_INIT(i) do { if (init) { a[i][0] = _mm512_setzero_ps(); a[i][1] = _mm512_setzero_ps(); } \
+                        else { a[i][0] = _mm512_loadu_ps(O[i]); a[i][1] = _mm512_loadu_ps(O[i] + 16); } } while (0)
+    PV_INIT(0); PV_INIT(1); PV_INIT(2); PV_INIT(3); PV_INIT(4); PV_INIT(5); PV_INIT(6); PV_INIT(7);
+#undef PV_INIT
+    const float *p0 = P[0], *p1 = P[1], *p2 = P[2], *p3 = P[3], *p4 = P[4], *p5 = P[5], *p6 = P[6], *p7 = P[7];
+    for (int j = j0; j < j1; j++) {
+        const __m512 v0 = _mm512_maskz_loadu_ps(m0, v + (size_t)j * ldv), v1 = _mm512_maskz_loadu_ps(m1, v + (size_t)j * ldv + 16);
+        __m512 b;
+        b = _mm512_set1_ps(p0[j]); a[0][0] = _mm512_fmadd_ps(b, v0, a[0][0]); a[0][1] = _mm512_fmadd_ps(b, v1, a[0][1]);
+        b = _mm512_set1_ps(p1[j]); a[1][0] = _mm512_fmadd_ps(b, v0, a[1][0]); a[1][1] = _mm512_fmadd_ps(b, v1, a[1][1]);
+        b = _mm512_set1_ps(p2[j]); a[2][0] = _mm512_fmadd_ps(b, v0, a[2][0]); a[2][1] = _mm512_fmadd_ps(b, v1, a[2][1]);
+        b = _mm512_set1_ps(p3[j]); a[3][0] = _mm512_fmadd_ps(b, v0, a[3][0]); a[3][1] = _mm512_fmadd_ps(b, v1, a[3][1]);
+        b = _mm512_set1_ps(p4[j]); a[4][0] = _mm512_fmadd_ps(b, v0, a[4][0]); a[4][1] = _mm512_fmadd_ps(b, v1, a[4][1]);
+        b = _mm512_set1_ps(p5[j]); a[5][0] = _mm512_fmadd_ps(b, v0, a[5][0]); a[5][1] = _mm512_fmadd_ps(b, v1, a[5][1]);
+        b = _mm512_set1_ps(p6[j]); a[6][0] = _mm512_fmadd_ps(b, v0, a[6][0]); a[6][1] = _mm512_fmadd_ps(b, v1, a[6][1]);
+        b = _mm512_set1_ps(p7[j]); a[7][0] = _mm512_fmadd_ps(b, v0, a[7][0]); a[7][1] = _mm512_fmadd_ps(b, v1, a[7][1]);
+    }
+    for (int i = 0; i < 8; i++) { _mm512_storeu_ps(O[i], a[i][0]); _mm512_storeu_ps(O[i] + 16, a[i][1]); }
+}
+
+// 2^t for t <= 0 on 16 lanes to fp32 accuracy: degree-7 Taylor polynomial of 2^f, |f| <= 1/2
+// (relative error < 1e-8 before rounding).
+F32_TARGET static inline __m512 exp2_16_precise(__m512 t) {
+    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(t, n);
+    __m512 p = _mm512_set1_ps(1.5252733804e-5f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393e-4f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// In place: s[j] = exp(scale (s[j] - max)) for j < valid, 0 for valid <= j < n; returns the sum.
+F32_TARGET static float softmax_row_f32(float *s, int valid, int n, float scale) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 16 <= valid; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
+    if (j < valid) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(vm, (__mmask16)((1u << (valid - j)) - 1), s + j));
+    const float mx = _mm512_reduce_max_ps(vm);
+    const float sl = scale * 1.44269504088896341f;
+    const __m512 vs = _mm512_set1_ps(sl), vms = _mm512_set1_ps(-mx * sl);
+    __m512 acc = _mm512_setzero_ps();
+    for (j = 0; j < n; j += 16) {
+        const int r = valid - j;
+        const __mmask16 m = (__mmask16)(r >= 16 ? 0xffff : (r <= 0 ? 0 : ((1u << r) - 1)));
+        const __mmask16 mw = (__mmask16)(n - j >= 16 ? 0xffff : ((1u << (n - j)) - 1));
+        __m512 e = _mm512_maskz_mov_ps(m, exp2_16_precise(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, s + j), vs, vms)));
+        acc = _mm512_add_ps(acc, e);
+        _mm512_mask_storeu_ps(s + j, mw, e);
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+static __thread float *tl_f32s;
+static __thread size_t tl_f32s_cap;
+
+int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *kt, int ldk, int lk,
+                      const float *v, int ldv, int dv, float *out, int ldo, float scale, int causal_i0) {
+    if (sdf_bf16_hw_tier() < 1) return 0;
+    if (rows <= 0 || lk <= 0 || dv <= 0) return 1;
+    const int lds = round_up(lk, 32) + 16, dvp = round_up(dv, 32);
+    // scores (rows x lds), outputs (rows x dvp), one scratch row for the padding rows of a group
+    tl_f32s = (float *)grow(tl_f32s, &tl_f32s_cap, ((size_t)rows * lds + (size_t)rows * dvp + (size_t)lds) * 4);
+    if (!tl_f32s) return 0;
+    float *S = tl_f32s, *O = tl_f32s + (size_t)rows * lds, *scratch = O + (size_t)rows * dvp;
+    // S = Q K^T: 32-column slices of K^T (d x 32, L1) for all row groups.
+    float *kb = NULL;
+    for (int j0 = 0; j0 < lk; j0 += 32) {
+        const float *kp = kt + j0;
+        long ldkk = ldk;
+        if (j0 + 32 > lk) {   // last partial slice: a zero-padded copy of its columns
+            kb = (float *)malloc((size_t)d * 32 * 4);
+            if (!kb) return 0;
+            for (int t = 0; t < d; t++)
+                for (int c = 0; c < 32; c++) kb[t * 32 + c] = j0 + c < lk ? kt[(size_t)t * ldk + j0 + c] : 0.0f;
+            kp = kb; ldkk = 32;
+        }
+        for (int i0 = 0; i0 < rows; i0 += 8) {
+            const float *qr[8]; float *sr[8];
+            for (int i = 0; i < 8; i++) {
+                const int r = i0 + i < rows ? i0 + i : rows - 1;
+                qr[i] = q + (size_t)r * ldq;
+                sr[i] = i0 + i < rows ? S + (size_t)(i0 + i) * lds + j0 : scratch;
+            }
+            f32_qk_8x32(qr, d, kp, ldkk, sr);
+        }
+    }
+    free(kb);
+    float sums[rows];
+    for (int i = 0; i < rows; i++) {
+        const int valid = causal_i0 >= 0 ? imin(lk, causal_i0 + i + 1) : lk;
+        sums[i] = softmax_row_f32(S + (size_t)i * lds, valid, lk, scale);
+    }
+    // O = P V: key chunks of 128 (V chunk <= 128 x 32 floats per column slice, L1).
+    for (int jc = 0; jc < lk; jc += 128) {
+        const int je = imin(lk, jc + 128);
+        for (int c0 = 0; c0 < dv; c0 += 32) {
+            const int cw = dv - c0;
+            const __mmask16 m0 = (__mmask16)(cw >= 16 ? 0xffff : ((1u << cw) - 1));
+            const __mmask16 m1 = (__mmask16)(cw >= 32 ? 0xffff : (cw <= 16 ? 0 : ((1u << (cw - 16)) - 1)));
+            for (int i0 = 0; i0 < rows; i0 += 8) {
+                const float *pr[8]; float *orow[8];
+                for (int i = 0; i < 8; i++) {
+                    const int r = i0 + i < rows ? i0 + i : rows - 1;
+                    pr[i] = S + (size_t)r * lds;
+                    orow[i] = i0 + i < rows ? O + (size_t)(i0 + i) * dvp + c0 : scratch;
+                }
+                f32_pv_8x32(pr, jc, je, v + c0, ldv, m0, m1, orow, jc == 0);
+            }
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        const float inv = 1.0f / sums[i];
+        const float *o = O + (size_t)i * dvp;
+        float *dst = out + (size_t)i * ldo;
+        for (int j = 0; j < dv; j++) dst[j] = o[j] * inv;
+    }
+    return 1;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Peak loops
 
 static volatile float g_sink;

@@ -1,3 +1,4 @@
+import CAMX
 import CKernels
 
 extension Ops {
@@ -49,6 +50,12 @@ extension Ops {
         if out.count == 0 { return out }
         if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
         let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
+        if BF16Backend.hardwareTier >= 1 && d > 0 {
+            fusedF32(qp, kp, vp, op_, bsz: bsz, lq: lq, lk: lk, heads: heads, d: d, dv: dv, scale: s, causal: causal,
+                     maxScoreFloats: maxScoreFloats)
+            withExtendedLifetime((qf, kf, vf)) {}
+            return out
+        }
         // Work items are (batch, head, query block). Each runs QK^T -> softmax -> PV on one core with
         // single-threaded sgemm, so its score block stays with that core and no barrier separates the
         // three steps. Blocks hold at most min(`maxScoreFloats`, 2 Mi floats = 8 MiB) scores: large
@@ -96,5 +103,41 @@ extension Ops {
             }
         }
         return out
+    }
+
+    /// Largest score block (queries x keys floats) per work item of the fused fp32 path (256 Ki).
+    static let fusedScoreFloats = 1 << 18
+
+    /// The AVX-512 fused path (`sdf_f32_attention`): per (batch, head) K is transposed once into
+    /// [D, Lk]; work items are (batch, head, query block), each QK^T -> exp -> PV on one core with
+    /// its score block (<= 1 MiB) in L2, probabilities unnormalised and output rows divided by the
+    /// row sums.
+    private static func fusedF32(_ qp: UnsafePointer<Float>, _ kp: UnsafePointer<Float>, _ vp: UnsafePointer<Float>,
+                                 _ op_: UnsafeMutablePointer<Float>, bsz: Int, lq: Int, lk: Int, heads: Int, d: Int, dv: Int,
+                                 scale s: Float, causal: Bool, maxScoreFloats: Int) {
+        let cq = heads * d, cv = heads * dv
+        // K^T rows padded by one cache line: a 32-column slice's d rows would otherwise share L1 sets.
+        let ldk = lk + 16
+        let kt = TensorStorage(byteCount: max(1, bsz * heads * d * ldk * 4))
+        let ktp = kt.base.assumingMemoryBound(to: Float.self)
+        Parallel.forEach(bsz * heads) { bh in
+            let b = bh / heads, h = bh % heads
+            transposeBlocked(kp + b * lk * cq + h * d, rows: lk, cols: d, ld: cq, into: ktp + bh * d * ldk, ldOut: ldk)
+        }
+        let blockFloats = max(1, min(maxScoreFloats, fusedScoreFloats))
+        var block = max(1, min(lq, blockFloats / max(lk, 1)))
+        if block > 8 { block = block / 8 * 8 }
+        let blocksPerHead = (lq + block - 1) / block
+        Parallel.forEach(bsz * heads * blocksPerHead) { task in
+            let i0 = (task % blocksPerHead) * block
+            let h = (task / blocksPerHead) % heads
+            let b = task / (blocksPerHead * heads)
+            let rows = min(block, lq - i0)
+            _ = sdf_f32_attention(qp + (b * lq + i0) * cq + h * d, Int32(cq), Int32(rows), Int32(d),
+                                  ktp + (b * heads + h) * d * ldk, Int32(ldk), Int32(lk),
+                                  vp + b * lk * cv + h * dv, Int32(cv), Int32(dv),
+                                  op_ + (b * lq + i0) * cv + h * dv, Int32(cv), s, causal ? Int32(i0) : -1)
+        }
+        withExtendedLifetime(kt) {}
     }
 }
