@@ -168,6 +168,43 @@ SDF_CLONES double sdf_sum_sq_dev(const float *x, size_t n, float mean) {
     return total;
 }
 
+SDF_CLONES void sdf_mean_var(const float *x, size_t n, double *mean_out, double *var_out) {
+    // Chunks of 4096 (16 KiB, still in L1 for the second look): chunk mean, then the chunk's sum of
+    // squared deviations from it; chunks combined with Chan et al.'s pairwise update in double. One
+    // pass over memory, as robust as the two-pass formula.
+    double mean = 0.0, m2 = 0.0, count = 0.0;
+    size_t i = 0;
+    while (i < n) {
+        const size_t end = n - i > 4096 ? i + 4096 : n, len = end - i;
+        float acc[16] = {0};
+        size_t j = i;
+        for (; j + 16 <= end; j += 16)
+            for (int l = 0; l < 16; l++) acc[l] += x[j + l];
+        float s = 0.0f;
+        for (; j < end; j++) s += x[j];
+        for (int l = 0; l < 16; l++) s += acc[l];
+        const float cm = s / (float)len;
+        float dq[16] = {0};
+        j = i;
+        for (; j + 16 <= end; j += 16)
+            for (int l = 0; l < 16; l++) { float d = x[j + l] - cm; dq[l] += d * d; }
+        float q = 0.0f;
+        for (; j < end; j++) { float d = x[j] - cm; q += d * d; }
+        for (int l = 0; l < 16; l++) q += dq[l];
+        // Exact chunk mean in double from the float sum; the deviation sum was taken from the float mean
+        // cm: correct it to the double mean (q + len * (cm - mean_c)^2 is the same sum around mean_c).
+        const double mc = (double)s / (double)len, dc = (double)cm - mc;
+        const double m2c = (double)q - (double)len * dc * dc;
+        const double tot = count + (double)len, delta = mc - mean;
+        mean += delta * (double)len / tot;
+        m2 += m2c + delta * delta * count * (double)len / tot;
+        count = tot;
+        i = end;
+    }
+    *mean_out = mean;
+    *var_out = count > 0 ? (m2 > 0 ? m2 : 0) / count : 0;
+}
+
 SDF_CLONES void sdf_scale_shift(const float *x, float *y, size_t n, float a, float b, int silu) {
     if (silu) {
         SDF_MAP16(x, y, n, silu1(v * a + b));

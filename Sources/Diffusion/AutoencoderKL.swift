@@ -18,9 +18,12 @@ struct VAEAttention {
         let t = try norm(x).permuted([0, 2, 3, 1]).reshaped([b, h * w, c])
         FlopCounter.add(4 * Double(h * w) * Double(h * w) * Double(c) * Double(b))
         let bf16 = q.lowPrecision && ComputePrecision.useBF16
-        let a = try out(bf16 ? Ops.attentionBF16(query: q(t), key: k(t), value: v(t), heads: 1)
-                             : Ops.attention(query: q(t), key: k(t), value: v(t), heads: 1))
-        return try Ops.add(a.reshaped([b, h, w, c]).permuted([0, 3, 1, 2]), x)
+        let (qq, kk, vv) = (try q(t), try k(t), try v(t))
+        let a = try out(Profiler.measure("attention-vae" + (bf16 ? " bf16" : "")) {
+            bf16 ? try Ops.attentionBF16(query: qq, key: kk, value: vv, heads: 1)
+                 : try Ops.attention(query: qq, key: kk, value: vv, heads: 1)
+        })
+        return try Profiler.measure("add") { try Ops.add(a.reshaped([b, h, w, c]).permuted([0, 3, 1, 2]), x) }
     }
 }
 
@@ -92,7 +95,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         h = try decMid.2(h, nil)
         for lvl in decUp {
             for rb in lvl.resnets { h = try rb(h, nil) }
-            if let us = lvl.upsample { h = try us(Ops.upsampleNearest2x(h)) }
+            if let us = lvl.upsample { h = try us(Profiler.measure("upsample") { try Ops.upsampleNearest2x(h) }) }
         }
         return try decOut(decNorm(h, silu: true))
     }

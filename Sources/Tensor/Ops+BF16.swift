@@ -313,7 +313,9 @@ extension Ops {
         // Query blocks of at most min(maxScoreFloats, 256 Ki) scores (1 MiB fp32 + 0.5 MiB bf16: the
         // block's scores and probabilities stay in L2 between the two GEMMs).
         let blockFloats = max(1, min(maxScoreFloats, bf16AttentionScoreFloats))
-        var block = max(1, min(lq, blockFloats / lk))
+        // At least 32 query rows (one AMX strip) unless the caller asks for smaller blocks.
+        let minRows = maxScoreFloats >= bf16AttentionScoreFloats ? 32 : 1
+        var block = max(min(lq, minRows), min(lq, blockFloats / lk), 1)
         if block > 32 { block = block / 32 * 32 }
         let blocksPerHead = (lq + block - 1) / block
         let tasks = bsz * heads * blocksPerHead

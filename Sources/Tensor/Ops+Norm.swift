@@ -5,8 +5,9 @@ extension Ops {
     /// `torch.nn.functional.silu` (fused, one pass over the output).
     ///
     /// - x: [N, C, *] (any trailing spatial dims, including none); weight/bias: [C] or nil.
-    /// Statistics per (sample, group) with the biased variance, computed two-pass (mean, then the
-    /// sum of squared deviations) with double-precision block sums; y = x * a + b with
+    /// Statistics per (sample, group) with the biased variance, in one pass over memory
+    /// (`sdf_mean_var`: per 4096-element chunk the mean and the squared deviations from it, chunks
+    /// combined in double); y = x * a + b with
     /// a = weight * rstd, b = bias - mean * a. Parallel over (sample, group) pairs.
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
                                  silu: Bool = false) throws -> Tensor {
@@ -29,8 +30,9 @@ extension Ops {
         Parallel.forEach(n * groups) { task in
             let img = task / groups, grp = task % groups
             let base = (img * c + grp * cpg) * spatial
-            let mean = Float(sdf_sum(xp + base, groupSize) / Double(groupSize))
-            let variance = Float(sdf_sum_sq_dev(xp + base, groupSize, mean) / Double(groupSize))
+            var md = 0.0, vd = 0.0
+            sdf_mean_var(xp + base, groupSize, &md, &vd)
+            let mean = Float(md), variance = Float(vd)
             let rstd = 1 / (variance + eps).squareRoot()
             for j in 0..<cpg {
                 let ch = grp * cpg + j

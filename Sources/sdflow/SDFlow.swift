@@ -349,15 +349,21 @@ struct Bench: ParsableCommand {
             // A single 3x3 conv, C -> C at width x height (one image), timed: --width/--height and --channels.
             let x = try ModelBench.randomTensor([1, channels, height, width], seed: 1)
             let w = try ModelBench.randomTensor([channels, channels, 3, 3], seed: 2, scale: 0.05)
+            let packed = p == .bf16 && BF16Backend.available ? try PackedBF16Weight(w) : nil
             var times: [Double] = []
             for _ in 0..<n {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = try Ops.conv2d(x, weight: w, padding: Padding2D(1))
+                if let packed {
+                    _ = try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: nil, padding: Padding2D(1))
+                } else {
+                    _ = try Ops.conv2d(x, weight: w, padding: Padding2D(1))
+                }
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             let flops = 2.0 * Double(channels * channels * 9) * Double(width * height)
             let med = times.sorted()[times.count / 2]
-            print(String(format: "conv3x3 %d->%d @%dx%d  median %.4fs  %.1f GFLOP/s", channels, channels, width, height, med, flops / med / 1e9))
+            print(String(format: "conv3x3 %d->%d @%dx%d %@  median %.4fs  %.1f GFLOP/s", channels, channels, width, height,
+                         (packed == nil ? "fp32" : "bf16") as NSString, med, flops / med / 1e9))
             return
         case "accuracy":
             print(try ModelBench.bf16Accuracy(width: width, height: height, json: json, log: log))

@@ -28,6 +28,9 @@ void sdf_geglu(const float *x, float *y, size_t rows, size_t d);
 void sdf_softmax_row(const float *x, float *y, size_t n, float scale);
 /// Sum of n elements (accumulated in 16 float lanes per 4096-block, blocks summed in double).
 double sdf_sum(const float *x, size_t n);
+/// Mean and biased variance of n elements in one pass over memory (chunks of 4096: chunk sum, then
+/// squared deviations from the chunk mean while it is in L1; chunks combined in double).
+void sdf_mean_var(const float *x, size_t n, double *mean, double *var);
 /// Sum of (x - mean)^2 over n elements (same accumulation scheme as sdf_sum).
 double sdf_sum_sq_dev(const float *x, size_t n, float mean);
 /// y = x * a + b, optionally followed by SiLU (silu != 0). In place allowed.
