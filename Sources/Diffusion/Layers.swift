@@ -111,7 +111,7 @@ public struct LayerNorm: Sendable {
     public var weight: Tensor
     public var bias: Tensor
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
-        try Profiler.measure("layernorm") { try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps) }
+    public func callAsFunction(_ x: Tensor, bf16Output: Bool = false) throws -> Tensor {
+        try Profiler.measure("layernorm") { try Ops.layerNorm(x, weight: weight, bias: bias, eps: eps, outputBF16: bf16Output) }
     }
 }

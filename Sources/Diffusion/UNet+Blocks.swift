@@ -78,10 +78,12 @@ struct TransformerBlock {
     }
 
     func callAsFunction(_ x: Tensor, context: Tensor, kv: [(Tensor, Tensor)]?) throws -> Tensor {
+        // In bf16 mode the normalised activations only feed bf16 GEMMs: store them as bf16.
+        let lowp = attn1.q.lowPrecision && ComputePrecision.useBF16
         var h = x
-        h = try attn1(norm1(h), residual: h)
-        h = try attn2(norm2(h), context: context, kv: kv?[crossIndex], residual: h)
-        let g = try ffIn.geglu(norm3(h))
+        h = try attn1(norm1(h, bf16Output: lowp), residual: h)
+        h = try attn2(norm2(h, bf16Output: lowp), context: context, kv: kv?[crossIndex], residual: h)
+        let g = try ffIn.geglu(norm3(h, bf16Output: lowp))
         h = try ffOut(g, residual: h)
         return h
     }

@@ -46,7 +46,9 @@ extension Ops {
 
     /// `torch.nn.functional.layer_norm(x, [D], weight, bias, eps)` over the last dimension D.
     /// weight/bias: [D] or nil. Biased variance, two-pass per row.
-    public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
+    /// outputBF16: the result is bf16 (nearest even) instead of f32, for a bf16 GEMM that reads it
+    /// next (it would round its input to bf16 anyway).
+    public static func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float, outputBF16: Bool = false) throws -> Tensor {
         let op = "layerNorm"
         guard x.rank >= 1 else { throw TensorError.shapeMismatch(op: op, detail: "input must have at least one dim") }
         let d = x.shape[x.rank - 1]
@@ -55,10 +57,24 @@ extension Ops {
             throw TensorError.invalidArgument(op: op, detail: "bias without weight is not supported")
         }
         let xf = try floatInput(x, op, "input")
-        let y = try Tensor.uninitialized(x.shape, dtype: .f32)
+        let y = try Tensor.uninitialized(x.shape, dtype: outputBF16 ? .bf16 : .f32)
         let rows = d == 0 ? 0 : x.count / d
-        let xp = xf.f32Pointer, yp = y.f32MutablePointer
+        let xp = xf.f32Pointer
         let gp = g?.f32Pointer, bp = b?.f32Pointer
+        if outputBF16 {
+            let yb = UnsafeMutableRawPointer(mutating: y.rawPointer).assumingMemoryBound(to: UInt16.self)
+            Parallel.chunks(rows, minChunk: max(1, 8192 / max(d, 1))) { r in
+                let row = UnsafeMutablePointer<Float>.allocate(capacity: max(d, 1))
+                defer { row.deallocate() }
+                for i in r {
+                    sdf_layer_norm_row(xp + i * d, row, d, gp, bp, eps)
+                    let o = yb + i * d
+                    for j in 0..<d { o[j] = Convert.bf16Bits(row[j]) }
+                }
+            }
+            return y
+        }
+        let yp = y.f32MutablePointer
         Parallel.chunks(rows, minChunk: max(1, 8192 / max(d, 1))) { r in
             for i in r { sdf_layer_norm_row(xp + i * d, yp + i * d, d, gp, bp, eps) }
         }
