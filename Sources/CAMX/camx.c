@@ -143,6 +143,18 @@ static void cvt_row(const void *src, int dtype, uint16_t *dst, int n) {
     for (int j = 0; j < n; j++) dst[j] = f32_to_bf16(s[j]);
 }
 
+void sdf_f32_to_bf16(const float *src, uint16_t *dst, size_t n) {
+    if (sdf_bf16_hw_tier() >= 1) {
+        while (n > 0) {
+            const int c = n > (1u << 30) ? (1 << 30) : (int)n;
+            cvt_row_avx(src, dst, c);
+            src += c; dst += c; n -= (size_t)c;
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) dst[i] = f32_to_bf16(src[i]);
+}
+
 static inline float load_any(const void *w, int dtype, size_t i) {
     if (dtype == 0) return ((const float *)w)[i];
     uint16_t h = ((const uint16_t *)w)[i];

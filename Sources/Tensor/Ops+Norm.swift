@@ -1,3 +1,4 @@
+import CAMX
 import CKernels
 
 extension Ops {
@@ -68,8 +69,7 @@ extension Ops {
                 defer { row.deallocate() }
                 for i in r {
                     sdf_layer_norm_row(xp + i * d, row, d, gp, bp, eps)
-                    let o = yb + i * d
-                    for j in 0..<d { o[j] = Convert.bf16Bits(row[j]) }
+                    sdf_f32_to_bf16(row, yb + i * d, d)
                 }
             }
             return y

@@ -28,6 +28,9 @@ int sdf_amx_init(void);
 /// The tier the hardware supports, ignoring SDFLOW_BF16_TIER.
 int sdf_bf16_hw_tier(void);
 
+/// n fp32 values to bf16 (nearest even; NaN stays NaN), vectorized where AVX512-BF16 exists.
+void sdf_f32_to_bf16(const float *src, uint16_t *dst, size_t n);
+
 /// Bytes of the packed form of an [N, K] weight (Np * Kp * 2).
 size_t sdf_bf16_packed_size(int N, int K);
 /// Packs a row-major weight [N, K] (row stride ldw elements) of dtype 0 f32, 1 f16, 2 bf16 into
