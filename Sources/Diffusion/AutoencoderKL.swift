@@ -28,7 +28,8 @@ struct VAEAttention {
 }
 
 /// diffusers `AutoencoderKL`: decoder (latent -> image in [-1, 1]) and encoder (image -> posterior mean).
-/// Latents here are the VAE's own (not multiplied by the scaling factor). Always fp32 compute.
+/// Latents here are the VAE's own (not multiplied by the scaling factor). Its convolutions and
+/// attention follow `ComputePrecision` (bf16 GEMMs in bf16 mode); everything else is fp32.
 public final class AutoencoderKL: @unchecked Sendable {
     public let config: VAEConfig
     let weights: WeightSet

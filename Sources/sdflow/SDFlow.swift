@@ -74,7 +74,7 @@ struct RunOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print nothing but errors.")
     var quiet = false
 
-    @Option(help: ArgumentHelp("Compute precision of the UNet, ControlNet and text encoders: fp32 (default: ComfyUI's numbers), bf16 (AMX / AVX512-BF16, several times faster), auto (bf16 where the CPU has AMX). The VAE always runs in fp32.", valueName: "fp32|bf16|auto"))
+    @Option(help: ArgumentHelp("Compute precision of the UNet, ControlNet, text encoders and VAE: fp32 (default: ComfyUI's numbers), bf16 (AMX / AVX512-BF16 GEMMs with fp32 accumulation, several times faster), auto (bf16 where the CPU has AMX).", valueName: "fp32|bf16|auto"))
     var precision: String = "fp32"
 
     func applyPrecision() throws {
