@@ -242,7 +242,6 @@ static __thread uint16_t *tl_abuf;   // packed A block, MB x KC bf16 (grown on d
 static __thread size_t tl_abuf_cap;
 static __thread float *tl_cbuf;      // C block for edges, fp32 (grown on demand)
 static __thread size_t tl_cbuf_cap;
-static __thread float *tl_bias;      // 16 x SDF_NC fp32 (bias replicated on 16 rows)
 static __thread int tl_tilecfg;
 
 static void *grow(void *p, size_t *cap, size_t bytes) {
@@ -326,18 +325,15 @@ AVX_TARGET static void pack_a_conv(const conv_src *cs, int p0, int rows, int row
     if (rows_pad > rows) memset(abuf + (size_t)rows * ldab, 0, (size_t)(rows_pad - rows) * ldab * 2);
 }
 
-enum { INIT_LOAD = 0, INIT_ZERO = 1, INIT_BIAS = 2 };
+enum { INIT_LOAD = 0, INIT_ZERO = 1 };
 
 // ---------------------------------------------------------------------------------------------
 // AMX micro-kernels: 32 rows x 32 (or 16) columns. Tiles 0-3: C, 4-5: A, 6-7: B.
 
-#define AMX_INIT_2(c, ldc_b, ldc, init, biasrows, two)                                        \
+#define AMX_INIT_2(c, ldc_b, ldc, init, two)                                                  \
     do {                                                                                     \
         if (init == INIT_ZERO) {                                                             \
             _tile_zero(0); _tile_zero(2); if (two) { _tile_zero(1); _tile_zero(3); }         \
-        } else if (init == INIT_BIAS) {                                                      \
-            _tile_loadd(0, biasrows, SDF_NC * 4); _tile_loadd(2, biasrows, SDF_NC * 4);      \
-            if (two) { _tile_loadd(1, biasrows + 16, SDF_NC * 4); _tile_loadd(3, biasrows + 16, SDF_NC * 4); } \
         } else {                                                                             \
             _tile_loadd(0, c, ldc_b); _tile_loadd(2, c + 16 * ldc, ldc_b);                   \
             if (two) { _tile_loadd(1, c + 16, ldc_b); _tile_loadd(3, c + 16 * ldc + 16, ldc_b); } \
@@ -345,12 +341,12 @@ enum { INIT_LOAD = 0, INIT_ZERO = 1, INIT_BIAS = 2 };
     } while (0)
 
 AMX_TARGET static void amx_block(const uint16_t *a, int lda, int kcp, const uint16_t *b0, const uint16_t *b1,
-                                 float *c, int ldc, int init, const float *biasrows) {
+                                 float *c, int ldc, int init) {
     const long lda_b = (long)lda * 2, ldc_b = (long)ldc * 4;
     const int ksteps = kcp / 32;
     const uint16_t *a1 = a + 16 * (size_t)lda;
     if (b1) {
-        AMX_INIT_2(c, ldc_b, ldc, init, biasrows, 1);
+        AMX_INIT_2(c, ldc_b, ldc, init, 1);
         for (int s = 0; s < ksteps; s++) {
             _tile_loadd(4, a + 32 * s, lda_b);
             _tile_loadd(6, b0 + 512 * s, 64);
@@ -364,7 +360,7 @@ AMX_TARGET static void amx_block(const uint16_t *a, int lda, int kcp, const uint
         _tile_stored(0, c, ldc_b); _tile_stored(1, c + 16, ldc_b);
         _tile_stored(2, c + 16 * ldc, ldc_b); _tile_stored(3, c + 16 * ldc + 16, ldc_b);
     } else {
-        AMX_INIT_2(c, ldc_b, ldc, init, biasrows, 0);
+        AMX_INIT_2(c, ldc_b, ldc, init, 0);
         for (int s = 0; s < ksteps; s++) {
             _tile_loadd(4, a + 32 * s, lda_b);
             _tile_loadd(5, a1 + 32 * s, lda_b);
@@ -382,12 +378,11 @@ AMX_TARGET static void amx_block(const uint16_t *a, int lda, int kcp, const uint
 #define AVX_ROWS 8
 static inline __attribute__((always_inline)) AVX_TARGET void avx_block_np(
         const int NP, const uint16_t *a, int lda, int kcp, const uint16_t *b0, const uint16_t *b1,
-        float *c, int ldc, int init, const float *biasrows) {
+        float *c, int ldc, int init) {
     __m512 acc[AVX_ROWS][2];
     for (int i = 0; i < AVX_ROWS; i++)
         for (int q = 0; q < NP; q++) {
             if (init == INIT_ZERO) acc[i][q] = _mm512_setzero_ps();
-            else if (init == INIT_BIAS) acc[i][q] = _mm512_loadu_ps(biasrows + 16 * q);
             else acc[i][q] = _mm512_loadu_ps(c + (size_t)i * ldc + 16 * q);
         }
     const int pairs = kcp / 2;
@@ -407,17 +402,17 @@ static inline __attribute__((always_inline)) AVX_TARGET void avx_block_np(
 }
 
 AVX_TARGET static void avx_block(const uint16_t *a, int lda, int kcp, const uint16_t *b0, const uint16_t *b1,
-                                 float *c, int ldc, int init, const float *biasrows) {
+                                 float *c, int ldc, int init) {
     for (int r = 0; r < 32; r += AVX_ROWS) {
-        if (b1) avx_block_np(2, a + (size_t)r * lda, lda, kcp, b0, b1, c + (size_t)r * ldc, ldc, init, biasrows);
-        else avx_block_np(1, a + (size_t)r * lda, lda, kcp, b0, b1, c + (size_t)r * ldc, ldc, init, biasrows);
+        if (b1) avx_block_np(2, a + (size_t)r * lda, lda, kcp, b0, b1, c + (size_t)r * ldc, ldc, init);
+        else avx_block_np(1, a + (size_t)r * lda, lda, kcp, b0, b1, c + (size_t)r * ldc, ldc, init);
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Driver (tiers 1 and 2)
 
-typedef void (*block_fn)(const uint16_t *, int, int, const uint16_t *, const uint16_t *, float *, int, int, const float *);
+typedef void (*block_fn)(const uint16_t *, int, int, const uint16_t *, const uint16_t *, float *, int, int);
 
 // 2^t on 16 lanes for t <= 0: t = n + f, |f| <= 1/2, 2^f by its degree-5 Taylor polynomial
 // (relative error < 3e-6, far below bf16's 2^-9), scaled by 2^n (underflows to 0 for very negative t).
@@ -576,7 +571,7 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
                                 }
                             }
                             blk(tl_abuf + (size_t)r * ldab + (kc - kb), ldab, kcp, b0, b1,
-                                c + (size_t)(r / 32) * npairs * 1024, 32, init, NULL);
+                                c + (size_t)(r / 32) * npairs * 1024, 32, init);
                         }
                     }
                 }
@@ -692,6 +687,7 @@ AVX_TARGET static void nhwc_row_bf16(const float *x, int C, int HW, int W, uint1
 
 void sdf_nchw_to_nhwc_bf16_pad(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp,
                                uint16_t *out, int row_begin, int row_end) {
+    if (row_end > Hp) row_end = Hp;
     for (int r = row_begin; r < row_end; r++) {
         uint16_t *o = out + (size_t)r * Wp * C;
         const int iy = r - pt;
@@ -870,7 +866,7 @@ void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, cons
         const uint16_t *b1 = pp + 1 < kpan ? b0 + (size_t)dp * 16 : NULL;
         for (int r = 0; r < rows_pad; r += 32) {
             float *c = r + 32 <= rows ? Sfull + (size_t)r * lds + pp * 16 : Sx + pp * 16;
-            blk(P + (size_t)r * ldqa, ldqa, dp, b0, b1, c, lds, INIT_ZERO, NULL);
+            blk(P + (size_t)r * ldqa, ldqa, dp, b0, b1, c, lds, INIT_ZERO);
         }
     }
     if (Sx) {
@@ -894,7 +890,7 @@ void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, cons
             const uint16_t *b0 = packedV + ((size_t)pp * kp + kc) * 16;
             const uint16_t *b1 = pp + 1 < npan ? b0 + (size_t)kp * 16 : NULL;
             for (int r = 0; r < rows_pad; r += 32)
-                blk(P + (size_t)r * ldp + kc, ldp, kcp, b0, b1, O + ((size_t)(r / 32) * npairs + pp / 2) * 1024, 32, init, NULL);
+                blk(P + (size_t)r * ldp + kc, ldp, kcp, b0, b1, O + ((size_t)(r / 32) * npairs + pp / 2) * 1024, 32, init);
         }
     }
     for (int i = 0; i < rows; i++) {

@@ -191,7 +191,11 @@ extension Ops {
             let rowsPerBand = max(1, (hp + cores - 1) / cores)
             let bandPix = ((hwo + cores - 1) / cores + 31) / 32 * 32   // one band of pixels per core
             let nb = (hwo + bandPix - 1) / bandPix
-            var ok = true
+            // Per-band success flags (0 only if the kernel could not allocate its scratch): the
+            // im2col path below then recomputes everything.
+            let done = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, nb * nImg))
+            done.initialize(repeating: 1, count: max(1, nb * nImg))
+            defer { done.deallocate() }
             try ScratchPool.shared.withFloats((hp * wpad * c + 1) / 2) { buf in
                 let xpad = UnsafeMutableRawPointer(buf).assumingMemoryBound(to: UInt16.self)
                 for img in 0..<nImg {
@@ -204,12 +208,12 @@ extension Ops {
                     let yi = yp + img * o * hwo
                     Parallel.forEach(nb) { band in
                         let p0 = band * bandPix, p1 = min(hwo, p0 + bandPix)
-                        if sdf_bf16_conv_direct(xpad, Int32(wpad), Int32(c), Int32(kh), Int32(kw), Int32(ho), Int32(wo),
-                                                packed, Int32(o), bp, yi, Int32(p0), Int32(p1)) == 0 { ok = false }
+                        done[img * nb + band] = sdf_bf16_conv_direct(xpad, Int32(wpad), Int32(c), Int32(kh), Int32(kw), Int32(ho),
+                                                                     Int32(wo), packed, Int32(o), bp, yi, Int32(p0), Int32(p1))
                     }
                 }
             }
-            if ok {
+            if (0..<(nb * nImg)).allSatisfy({ done[$0] != 0 }) {
                 withExtendedLifetime((xf, b, weight)) {}
                 return y
             }
