@@ -9,7 +9,7 @@
 // B in L1 and A from L2 60-70%; both from L2 ~30%, which is why B pairs are reused across strips.
 // C accumulates in a per-thread buffer of 32 x 32 fp32 blocks (4 KiB each, contiguous: a tile's 16
 // rows never share L1 sets or pages with another's) and is written out once per row block with the
-// bias, the old C (accumulate) or transposed (NCHW output) in that pass. Packed A rows are padded by
+// bias, a residual, GEGLU, bf16 conversion or transposition (NCHW output) in that pass. Packed A rows are padded by
 // one cache line: power-of-two row strides put a tile's 16 rows into 2 L1 sets.
 #include "camx.h"
 #include <cpuid.h>
@@ -37,6 +37,7 @@
 
 #define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16,avx512bw,avx512vl")))
 #define AVX_TARGET __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+#define F32_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int round_up(int a, int m) { return (a + m - 1) / m * m; }
@@ -414,18 +415,30 @@ AVX_TARGET static void avx_block(const uint16_t *a, int lda, int kcp, const uint
 
 typedef void (*block_fn)(const uint16_t *, int, int, const uint16_t *, const uint16_t *, float *, int, int);
 
-// 2^t on 16 lanes for t <= 0: t = n + f, |f| <= 1/2, 2^f by its degree-5 Taylor polynomial
-// (relative error < 3e-6, far below bf16's 2^-9), scaled by 2^n (underflows to 0 for very negative t).
-AVX_TARGET static inline __m512 exp2_16(__m512 t) {
+// 2^t for t <= 0 on 16 lanes: t = n + f, |f| <= 1/2, 2^f by its degree-7 Taylor polynomial (relative
+// error < 1e-8 before rounding), scaled by 2^n (underflows to 0 for very negative t). Shared by the
+// softmaxes (fp32 and bf16 attention) and GELU.
+F32_TARGET static inline __m512 exp2_16(__m512 t) {
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(1.3333558146e-3f);
+    __m512 p = _mm512_set1_ps(1.5252733804e-5f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393e-4f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146e-3f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
+}
+
+// max(s[0 .. valid)) on 16 lanes (valid >= 1).
+F32_TARGET static inline float row_max16(const float *s, int valid) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 16 <= valid; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
+    if (j < valid) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(vm, (__mmask16)((1u << (valid - j)) - 1), s + j));
+    return _mm512_reduce_max_ps(vm);
 }
 
 // gelu(x) = x/2 (1 + erf(x / sqrt 2)) on 16 lanes, erf by Abramowitz & Stegun 7.1.26 (absolute error
@@ -451,7 +464,6 @@ AVX_TARGET static inline __m512 gelu16(__m512 x) {
 typedef struct {
     const float *bias;          // per output column (interleaved [value 16 | gate 16] order with geglu)
     const float *res; long ldr; // residual added element-wise, [m, n] row-major, or NULL
-    int accumulate;             // C += result (fp32 C only)
     int trans_out;              // C[n * ldc + m] (NCHW output planes; fp32, no residual)
     int geglu;                  // column blocks of 32 are [value 16 | gate 16]: writes value * gelu(gate)
                                 // to column n / 2 (16 columns per block)
@@ -505,12 +517,33 @@ AVX_TARGET static void store_c(const float *cb, int npairs, int mrows, int ncols
             __m512 v = _mm512_maskz_loadu_ps(m, src + (size_t)(j0 / 32) * 1024 + (j0 % 32));
             if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + n0 + j0));
             if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + j0));
-            if (e->accumulate && !e->c_bf16) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, (float *)Cv + row + j0));
             store16(Cv, e->c_bf16, row + j0, m, v);
         }
     }
 }
 
+
+// The pair of B panels used after panels (pan0 + p, + 1) on K range [k0, k0 + kn): the next pair of the
+// same K slice, else the first pair (pan0) of the next slice (slices end at k_end); NULL at the end.
+// *nk: its K length.
+static inline const uint16_t *next_pair(const uint16_t *B, int Kp, int pan0, int p, int npan, int k0, int kn, int k_end,
+                                        int *nk) {
+    if (p + 2 < npan) { *nk = kn; return B + ((size_t)(pan0 + p + 2) * Kp + k0) * 16; }
+    if (k0 + kn < k_end) { *nk = imin(SDF_KC, k_end - k0 - kn); return B + ((size_t)pan0 * Kp + k0 + kn) * 16; }
+    *nk = 0;
+    return NULL;
+}
+
+// Prefetches into L1 row strip `strip`'s share (of `nstrips`) of a pair of B panels (nk K values at nx
+// in the first panel, the second Kp * 16 elements further): B streams from memory, and a tile load
+// that misses L1 stalls the multiplies, so the next pair is fetched while the current one is in use.
+static inline void prefetch_pair_share(const uint16_t *nx, int nk, int Kp, int strip, int nstrips) {
+    if (!nx) return;
+    const int nlines = nk / 2, share = (2 * nlines + nstrips - 1) / nstrips;
+    for (int l = strip * share, le = imin(2 * nlines, l + share); l < le; l++)
+        _mm_prefetch((const char *)(l < nlines ? nx + (size_t)l * 32 : nx + (size_t)Kp * 16 + (size_t)(l - nlines) * 32),
+                     _MM_HINT_T0);
+}
 
 // C (+)= A B^T on [m0, m1) x [n0, n1). A: fp32 rows (lda), or the implicit im2col `cs` when non-NULL.
 // trans_out: C is stored transposed, element (m, n) at C[n * ldc + m] (NCHW output planes).
@@ -553,23 +586,10 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
                         const uint16_t *b0 = B + ((size_t)((n0 + nc) / 16 + p) * Kp + kc) * 16;
                         const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
                         float *c = cb + (size_t)((nc + p * 16) / 32) * 1024;
-                        // The next pair of B panels (or the first pair of the next K slice) is
-                        // prefetched into L1 a share at a time while this one is in use: B streams
-                        // from memory and a tile load that misses L1 stalls the multiplies.
-                        const char *nx = NULL; int nxk = 0;
-                        if (p + 2 < npan) { nx = (const char *)(b0 + (size_t)2 * Kp * 16); nxk = kcp; }
-                        else if (kc + SDF_KC < kb + kbp) {
-                            nx = (const char *)(B + ((size_t)((n0 + nc) / 16) * Kp + kc + SDF_KC) * 16);
-                            nxk = imin(SDF_KC, kb + kbp - kc - SDF_KC);
-                        }
-                        const int nlines = nxk / 2, nstrips = mpad / 32, share = (2 * nlines + nstrips - 1) / nstrips;
+                        int nxk;
+                        const uint16_t *nx = next_pair(B, Kp, (n0 + nc) / 16, p, npan, kc, kcp, kb + kbp, &nxk);
                         for (int r = 0; r < mpad; r += 32) {
-                            if (nx) {
-                                for (int l = (r / 32) * share, le = imin(2 * nlines, l + share); l < le; l++) {
-                                    const char *q = l < nlines ? nx + (size_t)l * 64 : nx + (size_t)Kp * 32 + (size_t)(l - nlines) * 64;
-                                    _mm_prefetch(q, _MM_HINT_T0);
-                                }
-                            }
+                            prefetch_pair_share(nx, nxk, Kp, r / 32, mpad / 32);
                             blk(tl_abuf + (size_t)r * ldab + (kc - kb), ldab, kcp, b0, b1,
                                 c + (size_t)(r / 32) * npairs * 1024, 32, init);
                         }
@@ -579,53 +599,6 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
         }
         store_c(cb, npairs, mrows, ncols, C, ldc, mb, n0, e);
     }
-}
-
-// Portable reference on the packed format (tier 0).
-static void gemm_scalar(const float *A, int lda, const uint16_t *B, float *C, int ldc, int K,
-                        const float *bias, int accumulate, int n0, int n1, int m0, int m1) {
-    const int Kp = round_up(K, 32);
-    for (int m = m0; m < m1; m++)
-        for (int n = n0; n < n1; n++) {
-            const uint16_t *panel = B + (size_t)(n / 16) * Kp * 16;
-            float s = 0.0f;
-            for (int k = 0; k < K; k++) {
-                uint32_t ua = (uint32_t)f32_to_bf16(A[(size_t)m * lda + k]) << 16;
-                uint32_t ub = (uint32_t)panel[(k / 2) * 32 + (n % 16) * 2 + (k & 1)] << 16;
-                float fa, fb; memcpy(&fa, &ua, 4); memcpy(&fb, &ub, 4);
-                s += fa * fb;
-            }
-            if (bias) s += bias[n];
-            float *c = C + (size_t)m * ldc + n;
-            *c = accumulate ? *c + s : s;
-        }
-}
-
-void sdf_bf16_gemm_tier(int tier, const float *A, int lda, const uint16_t *packedB, float *C, int ldc,
-                        int M, int N, int K, const float *bias, int accumulate,
-                        int n_begin, int n_end, int m_begin, int m_end) {
-    int hw = sdf_bf16_hw_tier();
-    if (tier > hw) tier = hw;
-    if (n_begin < 0) n_begin = 0;
-    if (m_begin < 0) m_begin = 0;
-    if (n_end > N) n_end = N;
-    if (m_end > M) m_end = M;
-    if (n_begin >= n_end || m_begin >= m_end) return;
-    if (K <= 0) {
-        for (int m = m_begin; m < m_end; m++)
-            for (int n = n_begin; n < n_end; n++) {
-                float *c = C + (size_t)m * ldc + n;
-                float b = bias ? bias[n] : 0.0f;
-                *c = accumulate ? *c + b : b;
-            }
-        return;
-    }
-    if (tier <= 0 || (n_begin % 16) != 0) {
-        gemm_scalar(A, lda, packedB, C, ldc, K, bias, accumulate, n_begin, n_end, m_begin, m_end);
-        return;
-    }
-    const epi_t e = { bias, NULL, 0, accumulate, 0, 0, 0 };
-    gemm_blocked(tier, A, 0, lda, NULL, packedB, C, ldc, K, &e, n_begin, n_end, m_begin, m_end);
 }
 
 void sdf_bf16_gemm_ex(int tier, const void *A, int a_dtype, int lda, const uint16_t *packedB, void *C, int c_dtype,
@@ -639,7 +612,7 @@ void sdf_bf16_gemm_ex(int tier, const void *A, int a_dtype, int lda, const uint1
     if (m_end > M) m_end = M;
     if (tier <= 0 || K <= 0 || n_begin >= n_end || m_begin >= m_end || (n_begin % 32) != 0) return;
     if (geglu && ((n_end - n_begin) % 32 != 0)) return;
-    const epi_t e = { bias, geglu ? NULL : residual, ldr, 0, 0, geglu, c_dtype == 2 };
+    const epi_t e = { bias, geglu ? NULL : residual, ldr, 0, geglu, c_dtype == 2 };
     gemm_blocked(tier, A, a_dtype == 2, lda, NULL, packedB, C, ldc, K, &e, n_begin, n_end, m_begin, m_end);
 }
 
@@ -655,14 +628,8 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
     if (n_end > O) n_end = O;
     if (p_begin >= p_end || n_begin >= n_end || tier <= 0 || K <= 0 || (n_begin % 16) != 0) return;
     conv_src cs = { xt, H, W, C, kh, kw, stride, pad_top, pad_left, Wo };
-    const epi_t e = { bias, NULL, 0, 0, 1, 0, 0 };
+    const epi_t e = { bias, NULL, 0, 1, 0, 0 };
     gemm_blocked(tier, NULL, 0, 0, &cs, packedB, y, P, K, &e, n_begin, n_end, p_begin, p_end);
-}
-
-void sdf_bf16_gemm(const float *A, int lda, const uint16_t *packedB, float *C, int ldc, int M, int N, int K,
-                   const float *bias, int accumulate, int n_begin, int n_end, int m_begin, int m_end) {
-    sdf_bf16_gemm_tier(sdf_amx_init(), A, lda, packedB, C, ldc, M, N, K, bias, accumulate,
-                       n_begin, n_end, m_begin, m_end);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -762,20 +729,10 @@ int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, in
                     const uint16_t *b0 = packedB + ((size_t)(nc / 16 + p) * Kp + (size_t)kc * 32) * 16;
                     const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
                     float *c = cb + (size_t)((nc + p * 16) / 32) * 1024;
-                    const char *nx = NULL; int nxk = 0;
-                    if (p + 2 < npan) { nx = (const char *)(b0 + (size_t)2 * Kp * 16); nxk = (ke - kc) * 32; }
-                    else if (ke < ksteps) {
-                        nx = (const char *)(packedB + ((size_t)(nc / 16) * Kp + (size_t)ke * 32) * 16);
-                        nxk = (imin(ksteps, ke + SDF_KC / 32) - ke) * 32;
-                    }
-                    const int nlines = nxk / 2, nstrips = mpad / 32, share = (2 * nlines + nstrips - 1) / nstrips;
+                    int nxk;
+                    const uint16_t *nx = next_pair(packedB, Kp, nc / 16, p, npan, kc * 32, (ke - kc) * 32, ksteps * 32, &nxk);
                     for (int r = 0; r < mpad; r += 32) {
-                        if (nx) {
-                            for (int l = (r / 32) * share, le = imin(2 * nlines, l + share); l < le; l++) {
-                                const char *q = l < nlines ? nx + (size_t)l * 64 : nx + (size_t)Kp * 32 + (size_t)(l - nlines) * 64;
-                                _mm_prefetch(q, _MM_HINT_T0);
-                            }
-                        }
+                        prefetch_pair_share(nx, nxk, Kp, r / 32, mpad / 32);
                         const int pa = mb + r, pb = pa + 16 < p_end ? pa + 16 : pa;   // a lone last tile repeats
                         const uint16_t *a0 = xpad + ((size_t)(pa / Wo) * Wp + pa % Wo) * C;
                         const uint16_t *a1 = xpad + ((size_t)(pb / Wo) * Wp + pb % Wo) * C;
@@ -784,7 +741,7 @@ int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, in
                 }
             }
         }
-        const epi_t e = { bias, NULL, 0, 0, 1, 0, 0 };
+        const epi_t e = { bias, NULL, 0, 1, 0, 0 };
         store_c(cb, npairs, mrows, O, y, P, mb, 0, &e);
     }
     free(koff);
@@ -804,15 +761,11 @@ static __thread size_t tl_obuf_cap;
 // p[j] = bf16(exp(scale * (s[j] - max))) for j < valid, 0 for valid <= j < kp; returns the sum of the
 // fp32 exponentials.
 AVX_TARGET static float softmax_row_bf16(const float *s, int valid, int kp, float scale, uint16_t *p) {
-    __m512 vm = _mm512_set1_ps(-INFINITY);
-    int j = 0;
-    for (; j + 16 <= valid; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
-    if (j < valid) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(vm, (__mmask16)((1u << (valid - j)) - 1), s + j));
-    const float m = _mm512_reduce_max_ps(vm);
+    const float m = row_max16(s, valid);
     const float sl = scale * 1.44269504088896341f;
     const __m512 vs = _mm512_set1_ps(sl), vms = _mm512_set1_ps(-m * sl);
     __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-    j = 0;
+    int j = 0;
     for (; j + 32 <= valid; j += 32) {
         __m512 lo = exp2_16(_mm512_fmadd_ps(_mm512_loadu_ps(s + j), vs, vms));
         __m512 hi = exp2_16(_mm512_fmadd_ps(_mm512_loadu_ps(s + j + 16), vs, vms));
@@ -831,11 +784,12 @@ AVX_TARGET static float softmax_row_bf16(const float *s, int valid, int kp, floa
     return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, const uint16_t *packedK, int lk,
+int sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, const uint16_t *packedK, int lk,
                         const uint16_t *packedV, int dv, float *out, int ldo, float scale, int causal_i0) {
     const int hw = sdf_bf16_hw_tier();
     if (tier > hw) tier = hw;
-    if (tier <= 0 || rows <= 0 || lk <= 0 || d <= 0 || dv <= 0) return;
+    if (tier <= 0) return 0;
+    if (rows <= 0 || lk <= 0 || d <= 0 || dv <= 0) return 1;
     const int rows_pad = round_up(rows, 32), lkp = round_up(lk, 16), kp = round_up(lk, 32);
     // Row strides padded by one cache line (power-of-two strides put a tile's 16 rows into one L1 set).
     const int ldp = kp + 32, dvp = round_up(dv, 32), lds = lkp + 16;
@@ -843,7 +797,7 @@ void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, cons
     const int dp = round_up(d, 32), ldqa = dp + 32;
     tl_pbuf = (uint16_t *)grow(tl_pbuf, &tl_pbuf_cap, (size_t)rows_pad * (ldp > ldqa ? ldp : ldqa) * 2);
     tl_obuf = (float *)grow(tl_obuf, &tl_obuf_cap, (size_t)rows_pad * round_up(dvp, 32) * 4);
-    if (!tl_sbuf || !tl_pbuf || !tl_obuf) return;
+    if (!tl_sbuf || !tl_pbuf || !tl_obuf) return 0;
     float *S = tl_sbuf, *O = tl_obuf;
     uint16_t *P = tl_pbuf;
     if (tier == 2) amx_configure();
@@ -857,7 +811,7 @@ void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, cons
     float *Sx = NULL;
     if (rows_pad > rows) {   // the last strip is partial: compute it into a padded copy
         tl_obuf = (float *)grow(tl_obuf, &tl_obuf_cap, (size_t)rows_pad * dvp * 4 + (size_t)32 * lds * 4);
-        if (!tl_obuf) return;
+        if (!tl_obuf) return 0;
         O = tl_obuf;
         Sx = tl_obuf + (size_t)rows_pad * dvp;
     }
@@ -899,12 +853,12 @@ void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, cons
         float *dst = out + (size_t)i * ldo;
         for (int j = 0; j < dv; j++) dst[j] = o[(j / 32) * 1024 + (j % 32)] * inv;
     }
+    return 1;
 }
 
 // ---------------------------------------------------------------------------------------------
 // fp32 attention block (AVX-512F): the same fusion in fp32 with register-blocked FMA kernels.
 
-#define F32_TARGET __attribute__((target("avx512f,avx512bw,avx512vl")))
 
 // S[i, j0 .. j0 + 32) = sum_t q[i, t] kt[t, j0 ..] for 8 rows (row pointers; rows past the end
 // repeat the last one and store into a scratch row).
@@ -959,37 +913,17 @@ F32_TARGET static inline void f32_pv_8x32(const float *const *P, int j0, int j1,
     for (int i = 0; i < 8; i++) { _mm512_storeu_ps(O[i], a[i][0]); _mm512_storeu_ps(O[i] + 16, a[i][1]); }
 }
 
-// 2^t for t <= 0 on 16 lanes to fp32 accuracy: degree-7 Taylor polynomial of 2^f, |f| <= 1/2
-// (relative error < 1e-8 before rounding).
-F32_TARGET static inline __m512 exp2_16_precise(__m512 t) {
-    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(1.5252733804e-5f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.5403530393e-4f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3333558146e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291076e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
 // In place: s[j] = exp(scale (s[j] - max)) for j < valid, 0 for valid <= j < n; returns the sum.
 F32_TARGET static float softmax_row_f32(float *s, int valid, int n, float scale) {
-    __m512 vm = _mm512_set1_ps(-INFINITY);
-    int j = 0;
-    for (; j + 16 <= valid; j += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(s + j));
-    if (j < valid) vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(vm, (__mmask16)((1u << (valid - j)) - 1), s + j));
-    const float mx = _mm512_reduce_max_ps(vm);
+    const float mx = row_max16(s, valid);
     const float sl = scale * 1.44269504088896341f;
     const __m512 vs = _mm512_set1_ps(sl), vms = _mm512_set1_ps(-mx * sl);
     __m512 acc = _mm512_setzero_ps();
-    for (j = 0; j < n; j += 16) {
+    for (int j = 0; j < n; j += 16) {
         const int r = valid - j;
         const __mmask16 m = (__mmask16)(r >= 16 ? 0xffff : (r <= 0 ? 0 : ((1u << r) - 1)));
         const __mmask16 mw = (__mmask16)(n - j >= 16 ? 0xffff : ((1u << (n - j)) - 1));
-        __m512 e = _mm512_maskz_mov_ps(m, exp2_16_precise(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, s + j), vs, vms)));
+        __m512 e = _mm512_maskz_mov_ps(m, exp2_16(_mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, s + j), vs, vms)));
         acc = _mm512_add_ps(acc, e);
         _mm512_mask_storeu_ps(s + j, mw, e);
     }

@@ -25,34 +25,15 @@ extension Ops {
     /// of all heads run concurrently, one per core, each with single-threaded sgemm.
     public static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
                                  scale: Float? = nil, maxScoreFloats: Int = attentionScoreChunkFloats) throws -> Tensor {
-        let op = "attention"
-        func as3(_ t: Tensor, _ what: String) throws -> Tensor {
-            if t.rank == 2 { return try t.reshaped([1] + t.shape) }
-            guard t.rank == 3 else { throw TensorError.shapeMismatch(op: op, detail: "\(what) must be [B, L, H*D], got \(t.shape)") }
-            return t
-        }
-        let q = try as3(query, "query"), k = try as3(key, "key"), v = try as3(value, "value")
-        let bsz = q.shape[0], lq = q.shape[1], lk = k.shape[1]
-        guard heads > 0, q.shape[2] % heads == 0, k.shape[2] == q.shape[2], v.shape[2] % heads == 0 else {
-            throw TensorError.shapeMismatch(op: op, detail: "query \(q.shape), key \(k.shape), value \(v.shape) do not split into \(heads) heads with equal q/k head size")
-        }
-        guard k.shape[0] == bsz, v.shape[0] == bsz, v.shape[1] == lk else {
-            throw TensorError.shapeMismatch(op: op, detail: "batch/length mismatch: query \(q.shape), key \(k.shape), value \(v.shape)")
-        }
-        let d = q.shape[2] / heads, dv = v.shape[2] / heads
-        let cq = q.shape[2], cv = v.shape[2]
-        try BLAS.checkDimensions(op, lq, lk, cq, cv)
-        let s = scale ?? 1 / Float(d).squareRoot()
-        guard s > 0, s.isFinite else { throw TensorError.invalidArgument(op: op, detail: "scale \(s) must be positive") }
-        let qf = try floatInput(q, op, "query"), kf = try floatInput(k, op, "key"), vf = try floatInput(v, op, "value")
-        var outShape = query.shape; outShape[outShape.count - 1] = cv
-        let out = try Tensor.uninitialized(outShape, dtype: .f32)
+        let pr = try AttentionProblem("attention", query, key, value, heads: heads, scale: scale)
+        let (bsz, lq, lk, d, dv, cq, cv, s) = (pr.bsz, pr.lq, pr.lk, pr.d, pr.dv, pr.cq, pr.cv, pr.scale)
+        let (qf, kf, vf, out) = (pr.q, pr.k, pr.v, pr.out)
         if out.count == 0 { return out }
         if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
         let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
-        if BF16Backend.hardwareTier >= 1 && d > 0 {
-            fusedF32(qp, kp, vp, op_, bsz: bsz, lq: lq, lk: lk, heads: heads, d: d, dv: dv, scale: s, causal: causal,
-                     maxScoreFloats: maxScoreFloats)
+        if BF16Backend.hardwareTier >= 1 && d > 0,
+           fusedF32(qp, kp, vp, op_, bsz: bsz, lq: lq, lk: lk, heads: heads, d: d, dv: dv, scale: s, causal: causal,
+                    maxScoreFloats: maxScoreFloats) {
             withExtendedLifetime((qf, kf, vf)) {}
             return out
         }
@@ -111,10 +92,10 @@ extension Ops {
     /// The AVX-512 fused path (`sdf_f32_attention`): per (batch, head) K is transposed once into
     /// [D, Lk]; work items are (batch, head, query block), each QK^T -> exp -> PV on one core with
     /// its score block (<= 1 MiB) in L2, probabilities unnormalised and output rows divided by the
-    /// row sums.
+    /// row sums. Returns false (the caller falls back) if a block's scratch could not be allocated.
     private static func fusedF32(_ qp: UnsafePointer<Float>, _ kp: UnsafePointer<Float>, _ vp: UnsafePointer<Float>,
                                  _ op_: UnsafeMutablePointer<Float>, bsz: Int, lq: Int, lk: Int, heads: Int, d: Int, dv: Int,
-                                 scale s: Float, causal: Bool, maxScoreFloats: Int) {
+                                 scale s: Float, causal: Bool, maxScoreFloats: Int) -> Bool {
         let cq = heads * d, cv = heads * dv
         // K^T rows padded by one cache line: a 32-column slice's d rows would otherwise share L1 sets.
         let ldk = lk + 16
@@ -128,16 +109,53 @@ extension Ops {
         var block = max(1, min(lq, blockFloats / max(lk, 1)))
         if block > 8 { block = block / 8 * 8 }
         let blocksPerHead = (lq + block - 1) / block
-        Parallel.forEach(bsz * heads * blocksPerHead) { task in
+        let done = Parallel.forEachAll(bsz * heads * blocksPerHead) { task in
             let i0 = (task % blocksPerHead) * block
             let h = (task / blocksPerHead) % heads
             let b = task / (blocksPerHead * heads)
             let rows = min(block, lq - i0)
-            _ = sdf_f32_attention(qp + (b * lq + i0) * cq + h * d, Int32(cq), Int32(rows), Int32(d),
+            return sdf_f32_attention(qp + (b * lq + i0) * cq + h * d, Int32(cq), Int32(rows), Int32(d),
                                   ktp + (b * heads + h) * d * ldk, Int32(ldk), Int32(lk),
                                   vp + b * lk * cv + h * dv, Int32(cv), Int32(dv),
-                                  op_ + (b * lq + i0) * cv + h * dv, Int32(cv), s, causal ? Int32(i0) : -1)
+                                  op_ + (b * lq + i0) * cv + h * dv, Int32(cv), s, causal ? Int32(i0) : -1) != 0
         }
         withExtendedLifetime(kt) {}
+        return done
+    }
+}
+
+/// A validated multi-head attention call, shared by `Ops.attention` and `Ops.attentionBF16`: inputs
+/// as f32 [B, L, H*D] (2-D inputs are batch 1), sizes, the scale (default 1/sqrt(D)) and the
+/// uninitialised [.., Lq, H*Dv] output.
+struct AttentionProblem {
+    let q: Tensor, k: Tensor, v: Tensor, out: Tensor
+    let bsz: Int, lq: Int, lk: Int, d: Int, dv: Int, cq: Int, cv: Int
+    let scale: Float
+
+    init(_ op: String, _ query: Tensor, _ key: Tensor, _ value: Tensor, heads: Int, scale: Float?) throws {
+        func as3(_ t: Tensor, _ what: String) throws -> Tensor {
+            if t.rank == 2 { return try t.reshaped([1] + t.shape) }
+            guard t.rank == 3 else { throw TensorError.shapeMismatch(op: op, detail: "\(what) must be [B, L, H*D], got \(t.shape)") }
+            return t
+        }
+        let q = try as3(query, "query"), k = try as3(key, "key"), v = try as3(value, "value")
+        bsz = q.shape[0]; lq = q.shape[1]; lk = k.shape[1]
+        guard heads > 0, q.shape[2] % heads == 0, k.shape[2] == q.shape[2], v.shape[2] % heads == 0 else {
+            throw TensorError.shapeMismatch(op: op, detail: "query \(q.shape), key \(k.shape), value \(v.shape) do not split into \(heads) heads with equal q/k head size")
+        }
+        guard k.shape[0] == bsz, v.shape[0] == bsz, v.shape[1] == lk else {
+            throw TensorError.shapeMismatch(op: op, detail: "batch/length mismatch: query \(q.shape), key \(k.shape), value \(v.shape)")
+        }
+        d = q.shape[2] / heads; dv = v.shape[2] / heads
+        cq = q.shape[2]; cv = v.shape[2]
+        try BLAS.checkDimensions(op, lq, lk, cq, cv)
+        let s = scale ?? 1 / Float(d).squareRoot()
+        guard s > 0, s.isFinite else { throw TensorError.invalidArgument(op: op, detail: "scale \(s) must be positive") }
+        self.scale = s
+        self.q = try Ops.floatInput(q, op, "query")
+        self.k = try Ops.floatInput(k, op, "key")
+        self.v = try Ops.floatInput(v, op, "value")
+        var outShape = query.shape; outShape[outShape.count - 1] = cv
+        out = try Tensor.uninitialized(outShape, dtype: .f32)
     }
 }

@@ -27,17 +27,6 @@ extension Ops {
         }
     }
 
-    /// C[m, n] (+)= A[m, :] . W[n, :] over the whole [M, N] block, split over the cores.
-    static func bf16Gemm(tier: Int, a: UnsafePointer<Float>, lda: Int, packed: UnsafePointer<UInt16>,
-                         c: UnsafeMutablePointer<Float>, ldc: Int, m: Int, n: Int, k: Int,
-                         bias: UnsafePointer<Float>?, accumulate: Bool, threads: Int = Parallel.cores) {
-        let t = Int32(tier), acc: Int32 = accumulate ? 1 : 0
-        splitGemm(m: m, n: n, threads: threads) { n0, n1, m0, m1 in
-            sdf_bf16_gemm_tier(t, a, Int32(lda), packed, c, Int32(ldc), Int32(m), Int32(n), Int32(k), bias, acc,
-                               Int32(n0), Int32(n1), Int32(m0), Int32(m1))
-        }
-    }
-
     /// `linear` with a pre-packed bf16 weight: y = bf16(x) bf16(W)^T + b (+ residual), fp32
     /// accumulation.
     /// - x: [..., K] f32 (rounded to bf16 as it is packed) or bf16 (used as is; f16 is widened first);
@@ -161,14 +150,7 @@ extension Ops {
             let w4 = weight.source.rank == 4 ? weight.source : try weight.source.reshaped([o, c, kh, kw])
             return try conv2d(x, weight: w4, bias: bias, stride: stride, padding: padding)
         }
-        guard stride >= 1, padding.top >= 0, padding.bottom >= 0, padding.left >= 0, padding.right >= 0, kh >= 1, kw >= 1 else {
-            throw TensorError.invalidArgument(op: op, detail: "stride \(stride), padding \(padding), kernel \(kh)x\(kw)")
-        }
-        let hp = h + padding.top + padding.bottom, wp = w + padding.left + padding.right
-        guard hp >= kh, wp >= kw else {
-            throw TensorError.shapeMismatch(op: op, detail: "padded input \(hp)x\(wp) smaller than kernel \(kh)x\(kw)")
-        }
-        let ho = (hp - kh) / stride + 1, wo = (wp - kw) / stride + 1
+        let (hp, wp, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
         let b = try vector(bias, count: o, op, "bias")
         let xf = try floatInput(x, op, "input")
         let y = try Tensor.uninitialized([nImg, o, ho, wo], dtype: .f32)
@@ -187,33 +169,30 @@ extension Ops {
         if tier == 2, stride == 1, c % 32 == 0, wo % 16 == 0 {
             // Direct convolution: one zero-bordered NHWC bf16 copy of each image, read by the AMX
             // tiles in place (no im2col, no A packing).
-            let wpad = w + padding.left + padding.right
             let rowsPerBand = max(1, (hp + cores - 1) / cores)
             let bandPix = ((hwo + cores - 1) / cores + 31) / 32 * 32   // one band of pixels per core
             let nb = (hwo + bandPix - 1) / bandPix
-            // Per-band success flags (0 only if the kernel could not allocate its scratch): the
-            // im2col path below then recomputes everything.
-            let done = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, nb * nImg))
-            done.initialize(repeating: 1, count: max(1, nb * nImg))
-            defer { done.deallocate() }
-            try ScratchPool.shared.withFloats((hp * wpad * c + 1) / 2) { buf in
+            // A band fails only if the kernel cannot allocate its scratch: the im2col path below then
+            // recomputes everything.
+            var ok = true
+            try ScratchPool.shared.withFloats((hp * wp * c + 1) / 2) { buf in
                 let xpad = UnsafeMutableRawPointer(buf).assumingMemoryBound(to: UInt16.self)
-                for img in 0..<nImg {
+                for img in 0..<nImg where ok {
                     let xi = xp + img * c * hw
                     Parallel.forEach((hp + rowsPerBand - 1) / rowsPerBand) { band in
                         let r0 = band * rowsPerBand, r1 = min(hp, r0 + rowsPerBand)
                         sdf_nchw_to_nhwc_bf16_pad(xi, Int32(c), Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
-                                                  Int32(hp), Int32(wpad), xpad, Int32(r0), Int32(r1))
+                                                  Int32(hp), Int32(wp), xpad, Int32(r0), Int32(r1))
                     }
                     let yi = yp + img * o * hwo
-                    Parallel.forEach(nb) { band in
+                    ok = Parallel.forEachAll(nb) { band in
                         let p0 = band * bandPix, p1 = min(hwo, p0 + bandPix)
-                        done[img * nb + band] = sdf_bf16_conv_direct(xpad, Int32(wpad), Int32(c), Int32(kh), Int32(kw), Int32(ho),
-                                                                     Int32(wo), packed, Int32(o), bp, yi, Int32(p0), Int32(p1))
+                        return sdf_bf16_conv_direct(xpad, Int32(wp), Int32(c), Int32(kh), Int32(kw), Int32(ho), Int32(wo),
+                                                    packed, Int32(o), bp, yi, Int32(p0), Int32(p1)) != 0
                     }
                 }
             }
-            if (0..<(nb * nImg)).allSatisfy({ done[$0] != 0 }) {
+            if ok {
                 withExtendedLifetime((xf, b, weight)) {}
                 return y
             }
@@ -271,30 +250,12 @@ extension Ops {
         if tier == 0 {
             return try attention(query: query, key: key, value: value, heads: heads, causal: causal, scale: scale)
         }
-        let op = "attentionBF16"
-        func as3(_ t: Tensor, _ what: String) throws -> Tensor {
-            if t.rank == 2 { return try t.reshaped([1] + t.shape) }
-            guard t.rank == 3 else { throw TensorError.shapeMismatch(op: op, detail: "\(what) must be [B, L, H*D], got \(t.shape)") }
-            return t
+        let pr = try AttentionProblem("attentionBF16", query, key, value, heads: heads, scale: scale)
+        let (bsz, lq, lk, d, dv, cq, cv, s) = (pr.bsz, pr.lq, pr.lk, pr.d, pr.dv, pr.cq, pr.cv, pr.scale)
+        let (qf, kf, vf, out) = (pr.q, pr.k, pr.v, pr.out)
+        guard lk <= Int(Int32.max) / 2 else {
+            throw TensorError.tooLarge(op: "attentionBF16", detail: "query \(query.shape), key \(key.shape)")
         }
-        let q = try as3(query, "query"), k = try as3(key, "key"), v = try as3(value, "value")
-        let bsz = q.shape[0], lq = q.shape[1], lk = k.shape[1]
-        guard heads > 0, q.shape[2] % heads == 0, k.shape[2] == q.shape[2], v.shape[2] % heads == 0 else {
-            throw TensorError.shapeMismatch(op: op, detail: "query \(q.shape), key \(k.shape), value \(v.shape) do not split into \(heads) heads with equal q/k head size")
-        }
-        guard k.shape[0] == bsz, v.shape[0] == bsz, v.shape[1] == lk else {
-            throw TensorError.shapeMismatch(op: op, detail: "batch/length mismatch: query \(q.shape), key \(k.shape), value \(v.shape)")
-        }
-        let d = q.shape[2] / heads, dv = v.shape[2] / heads
-        let cq = q.shape[2], cv = v.shape[2]
-        guard lq <= Int(Int32.max), lk <= Int(Int32.max) / 2, cq <= Int(Int32.max), cv <= Int(Int32.max) else {
-            throw TensorError.tooLarge(op: op, detail: "query \(q.shape), key \(k.shape)")
-        }
-        let s = scale ?? 1 / Float(d).squareRoot()
-        guard s > 0, s.isFinite else { throw TensorError.invalidArgument(op: op, detail: "scale \(s) must be positive") }
-        let qf = try floatInput(q, op, "query"), kf = try floatInput(k, op, "key"), vf = try floatInput(v, op, "value")
-        var outShape = query.shape; outShape[outShape.count - 1] = cv
-        let out = try Tensor.uninitialized(outShape, dtype: .f32)
         if out.count == 0 { return out }
         if lk == 0 || d == 0 {
             if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
@@ -324,7 +285,7 @@ extension Ops {
         let blocksPerHead = (lq + block - 1) / block
         let tasks = bsz * heads * blocksPerHead
         let t32 = Int32(tier)
-        Parallel.forEach(tasks) { task in
+        let done = Parallel.forEachAll(tasks) { task in
             let i0 = (task % blocksPerHead) * block
             let h = (task / blocksPerHead) % heads
             let b = task / (blocksPerHead * heads)
@@ -332,12 +293,11 @@ extension Ops {
             let qh = qp + b * lq * cq + h * d
             let oh = op_ + b * lq * cv + h * dv
             let packK = pk + (b * heads + h) * per, packV = packK + kSize
-            if dv > 0 {
-                sdf_bf16_attention(t32, qh + i0 * cq, Int32(cq), Int32(rows), Int32(d), packK, Int32(lk),
-                                   packV, Int32(dv), oh + i0 * cv, Int32(cv), s, causal ? Int32(i0) : -1)
-            }
+            return sdf_bf16_attention(t32, qh + i0 * cq, Int32(cq), Int32(rows), Int32(d), packK, Int32(lk),
+                                      packV, Int32(dv), oh + i0 * cv, Int32(cv), s, causal ? Int32(i0) : -1) != 0
         }
         withExtendedLifetime((qf, kf, vf, packs)) {}
-        return out
+        // Scratch allocation failed somewhere: the fp32 kernel computes the whole call instead.
+        return done ? out : try attention(query: query, key: key, value: value, heads: heads, causal: causal, scale: scale)
     }
 }

@@ -35,14 +35,7 @@ extension Ops {
         guard weight.shape[1] == c else {
             throw TensorError.shapeMismatch(op: op, detail: "input \(x.shape) has \(c) channels, weight \(weight.shape) expects \(weight.shape[1])")
         }
-        guard stride >= 1, padding.top >= 0, padding.bottom >= 0, padding.left >= 0, padding.right >= 0, kh >= 1, kw >= 1 else {
-            throw TensorError.invalidArgument(op: op, detail: "stride \(stride), padding \(padding), kernel \(kh)x\(kw)")
-        }
-        let hp = h + padding.top + padding.bottom, wp = w + padding.left + padding.right
-        guard hp >= kh, wp >= kw else {
-            throw TensorError.shapeMismatch(op: op, detail: "padded input \(hp)x\(wp) smaller than kernel \(kh)x\(kw)")
-        }
-        let ho = (hp - kh) / stride + 1, wo = (wp - kw) / stride + 1
+        let (_, _, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
         let b = try vector(bias, count: o, op, "bias")
         let xf = try floatInput(x, op, "input")
         let y = try Tensor.uninitialized([n, o, ho, wo], dtype: .f32)
@@ -139,5 +132,19 @@ extension Ops {
                 }
             }
         }
+    }
+
+    /// Checks a convolution's geometry and returns the padded input size and the output size:
+    /// stride and kernel >= 1, paddings >= 0, padded input at least the kernel.
+    static func convOutputSize(_ op: String, h: Int, w: Int, kh: Int, kw: Int, stride: Int,
+                               padding: Padding2D) throws -> (hp: Int, wp: Int, ho: Int, wo: Int) {
+        guard stride >= 1, padding.top >= 0, padding.bottom >= 0, padding.left >= 0, padding.right >= 0, kh >= 1, kw >= 1 else {
+            throw TensorError.invalidArgument(op: op, detail: "stride \(stride), padding \(padding), kernel \(kh)x\(kw)")
+        }
+        let hp = h + padding.top + padding.bottom, wp = w + padding.left + padding.right
+        guard hp >= kh, wp >= kw else {
+            throw TensorError.shapeMismatch(op: op, detail: "padded input \(hp)x\(wp) smaller than kernel \(kh)x\(kw)")
+        }
+        return (hp, wp, (hp - kh) / stride + 1, (wp - kw) / stride + 1)
     }
 }

@@ -14,6 +14,18 @@ public enum Parallel {
         run(n, body)
     }
 
+    /// Runs `body(i)` for i in 0..<n concurrently and reports whether every call returned true (for C
+    /// kernels that return 0 when they cannot allocate their scratch; the caller then takes a
+    /// fallback path).
+    public static func forEachAll(_ n: Int, _ body: (Int) -> Bool) -> Bool {
+        if n <= 0 { return true }
+        let ok = UnsafeMutablePointer<Bool>.allocate(capacity: n)
+        ok.initialize(repeating: false, count: n)
+        defer { ok.deallocate() }
+        forEach(n) { i in ok[i] = body(i) }
+        return (0..<n).allSatisfy { ok[$0] }
+    }
+
     /// concurrentPerform with a non-Sendable body. Sound here because kernels only share read-only
     /// inputs and write disjoint output ranges; the call returns only after every iteration finished.
     private static func run(_ n: Int, _ body: (Int) -> Void) {

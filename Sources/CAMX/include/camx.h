@@ -40,23 +40,13 @@ void sdf_bf16_pack_b(const void *w, int dtype, int N, int K, int ldw, uint16_t *
 /// (element (n, k) at w[k * ldw + n]): e.g. attention's V, [keys, dv], for P . V.
 void sdf_bf16_pack_bt(const void *w, int dtype, int N, int K, int ldw, uint16_t *packed);
 
-/// C[m, n] (+)= sum_k bf16(A[m, k]) * B[n, k] (+ bias[n]) for m in [m_begin, m_end), n in
-/// [n_begin, n_end), fp32 accumulation. A is fp32 row-major (lda), rounded to bf16 (nearest even) as it
-/// is packed into a per-thread buffer; packedB from sdf_bf16_pack_b(N, K); C fp32 row-major (ldc).
-/// accumulate = 0: C = AB + bias; 1: C += AB + bias. bias (per n) may be NULL. n_begin must be a
-/// multiple of 16; blocks given to different threads must not overlap. Runs on the calling thread
-/// (tile configuration loaded once per thread). Uses the tier sdf_amx_init() returned.
-void sdf_bf16_gemm(const float *A, int lda, const uint16_t *packedB, float *C, int ldc, int M, int N, int K,
-                   const float *bias, int accumulate, int n_begin, int n_end, int m_begin, int m_end);
-/// sdf_bf16_gemm with an explicit tier (clamped to the hardware's; 0 = portable scalar code on the
-/// packed format, for reference only).
-void sdf_bf16_gemm_tier(int tier, const float *A, int lda, const uint16_t *packedB, float *C, int ldc,
-                        int M, int N, int K, const float *bias, int accumulate,
-                        int n_begin, int n_end, int m_begin, int m_end);
-
-/// sdf_bf16_gemm with more operand types and epilogues (tier >= 1 only; n_begin a multiple of 32):
-/// A is fp32 (a_dtype 0) or bf16 (2, used as is); C is fp32 (c_dtype 0) or bf16 (2, nearest even);
-/// C = A B^T + bias (+ residual[m * ldr + n] when residual != NULL). geglu = 1: B was packed with its
+/// C[m, n] = sum_k bf16(A[m, k]) * B[n, k] + bias[n] (+ residual[m * ldr + n] when residual != NULL)
+/// for m in [m_begin, m_end), n in [n_begin, n_end), fp32 accumulation. A is fp32 (a_dtype 0, rounded
+/// to bf16 as it is packed into a per-thread buffer) or bf16 (2, used as is), row-major (lda);
+/// packedB from sdf_bf16_pack_b(N, K); C is fp32 (c_dtype 0) or bf16 (2, nearest even), row-major
+/// (ldc); bias may be NULL. tier >= 1 only (clamped to the hardware's); n_begin a multiple of 32;
+/// blocks given to different threads must not overlap. Runs on the calling thread (tile
+/// configuration loaded once per thread). geglu = 1: B was packed with its
 /// rows interleaved in blocks of 16 as [value 16 | gate 16] (N = 2 H, bias in the same order, n_end -
 /// n_begin a multiple of 32); C is [M, H] (ldc >= H) and receives value * gelu(gate) (erf form) at
 /// column n / 2 for each interleaved block (no residual).
@@ -93,8 +83,9 @@ int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, in
 /// sdf_bf16_pack_bt(N = dv, K = lk); out: rows x dv fp32 (row stride ldo). causal_i0 >= 0 masks key j
 /// for query row i when j > causal_i0 + i (torch's is_causal with this block starting at query
 /// causal_i0); -1 = no mask. Scores and probabilities live in per-thread buffers (rows x lk).
-/// tier >= 1 only; runs on the calling thread.
-void sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, const uint16_t *packedK, int lk,
+/// Runs on the calling thread. Returns 1 when done, 0 (output not written) for tier 0 or when the
+/// scratch buffers cannot be allocated.
+int sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, const uint16_t *packedK, int lk,
                         const uint16_t *packedV, int dv, float *out, int ldo, float scale, int causal_i0);
 
 /// The fp32 twin of sdf_bf16_attention on AVX-512F (any tier >= 1): S = Q K^T with K given
