@@ -1,15 +1,17 @@
 // See include/camx.h. Loop nest per call (one thread, one block of C):
 //   SDF_MB rows at a time (256): for each outer K slice (K split into equal slices of at most
-//   SDF_KB = 1024, multiples of 32) the SDF_MB x slice block of A is converted to bf16 once into a
-//   per-thread buffer (<= 528 KiB, L2); then for SDF_NC columns (256), inner K slices of SDF_KC (256),
+//   SDF_KB = 2048, multiples of 32) the SDF_MB x slice block of A is converted to bf16 once into a
+//   per-thread buffer (<= 1 MiB, L2); then for SDF_NC columns (256), inner K slices of SDF_KC (256),
 //   each pair of 16-column B panels (2 x 16 x 256 bf16 = 16 KiB, kept in L1), all 32-row strips of the
 //   A block: the micro-kernel updates 32 x 32 outputs (2 x 2 AMX tiles, or 4 x (8 x 32) AVX512-BF16
 //   blocks). B streams from memory: the next pair is prefetched into L1 while the current one is used.
 // Measured on the micro-kernel alone (one core): both operands in L1 ~100% of the bare tdpbf16ps rate;
 // B in L1 and A from L2 60-70%; both from L2 ~30%, which is why B pairs are reused across strips.
 // C accumulates in a per-thread buffer of 32 x 32 fp32 blocks (4 KiB each, contiguous: a tile's 16
-// rows never share L1 sets or pages with another's) and is written out once per row block with the
-// bias, a residual, GEGLU, bf16 conversion or transposition (NCHW output) in that pass. Packed A rows are padded by
+// rows never share L1 sets or pages with another's) and is written out with the bias, a residual,
+// GEGLU, bf16 conversion or transposition (NCHW output) in that pass: per column block when K is one
+// outer slice (the buffer is then 256 x 256 fp32, L2; a row-wide buffer for N = 10240 was 10 MiB and
+// cost ~25% on the GEGLU projections), else once per row block. Packed A rows are padded by
 // one cache line: power-of-two row strides put a tile's 16 rows into 2 L1 sets.
 #include "camx.h"
 #include <cpuid.h>
@@ -26,7 +28,7 @@
 #define SDF_KC 256
 #endif
 #ifndef SDF_KB
-#define SDF_KB 1024
+#define SDF_KB 2048
 #endif
 #ifndef SDF_MB
 #define SDF_MB 256
@@ -416,9 +418,13 @@ AVX_TARGET static void avx_block(const uint16_t *a, int lda, int kcp, const uint
 typedef void (*block_fn)(const uint16_t *, int, int, const uint16_t *, const uint16_t *, float *, int, int);
 
 // 2^t for t <= 0 on 16 lanes: t = n + f, |f| <= 1/2, 2^f by its degree-7 Taylor polynomial (relative
-// error < 1e-8 before rounding), scaled by 2^n (underflows to 0 for very negative t). Shared by the
+// error < 1e-8 before rounding), scaled by 2^n; t below -125 counts as -125 (see below). Shared by the
 // softmaxes (fp32 and bf16 attention) and GELU.
 F32_TARGET static inline __m512 exp2_16(__m512 t) {
+    // t is clamped at -125: results stay normal floats (~2^-125 instead of 0 or a subnormal), and a
+    // subnormal result costs a microcode assist (~100+ cycles): a GEGLU store with many large |gate|
+    // values ran 4x slower for it.
+    t = _mm512_max_ps(t, _mm512_set1_ps(-125.0f));
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(t, n);
     __m512 p = _mm512_set1_ps(1.5252733804e-5f);
@@ -560,12 +566,15 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
     // Row stride of the packed A block: one cache line more than the slice, so that the 32 rows a
     // micro-kernel reads do not all fall into the same few L1 sets (power-of-two strides).
     const int ldab = kbs + 32;
-    const int npairs = (npad + 31) / 32;
+    // With one K slice, each column block's C is finished (and written out) before the next one
+    // starts, so the C buffer holds one column block (L2); with several, the whole row block.
+    const int per_nc = nks == 1;
+    const int npairs = per_nc ? (imin(SDF_NC, npad) + 31) / 32 : (npad + 31) / 32;
     for (int mb = m0; mb < m1; mb += SDF_MB) {
         const int mrows = imin(SDF_MB, m1 - mb);
         const int mpad = round_up(mrows, 32);
         tl_abuf = (uint16_t *)grow(tl_abuf, &tl_abuf_cap, (size_t)mpad * ldab * 2);
-        // C of the whole row block in 32 x 32 fp32 blocks (4 KiB each, [strip][pair], row stride 32).
+        // C in 32 x 32 fp32 blocks (4 KiB each, [strip][pair], row stride 32).
         tl_cbuf = (float *)grow(tl_cbuf, &tl_cbuf_cap, (size_t)mpad * npairs * 32 * 4);
         if (!tl_abuf || !tl_cbuf) return;
         float *cb = tl_cbuf;
@@ -585,7 +594,7 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
                     for (int p = 0; p < npan; p += 2) {
                         const uint16_t *b0 = B + ((size_t)((n0 + nc) / 16 + p) * Kp + kc) * 16;
                         const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
-                        float *c = cb + (size_t)((nc + p * 16) / 32) * 1024;
+                        float *c = cb + (size_t)(((per_nc ? 0 : nc) + p * 16) / 32) * 1024;
                         int nxk;
                         const uint16_t *nx = next_pair(B, Kp, (n0 + nc) / 16, p, npan, kc, kcp, kb + kbp, &nxk);
                         for (int r = 0; r < mpad; r += 32) {
@@ -595,9 +604,10 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
                         }
                     }
                 }
+                if (per_nc) store_c(cb, npairs, mrows, imin(SDF_NC, ncols - nc), C, ldc, mb, n0 + nc, e);
             }
         }
-        store_c(cb, npairs, mrows, ncols, C, ldc, mb, n0, e);
+        if (!per_nc) store_c(cb, npairs, mrows, ncols, C, ldc, mb, n0, e);
     }
 }
 

@@ -75,6 +75,8 @@ func rms(_ t: Tensor) -> Float {
         ([70], 100, 48, false, .f16), ([2, 37], 300, 65, true, .bf16), ([130], 513, 96, true, .f32),
         ([1030], 40, 33, false, .f32), ([3, 50], 1100, 250, true, .f16), ([64], 64, 64, true, .f32),
         ([40], 2100, 40, true, .f32), ([300], 32, 16, false, .bf16),
+        // several 256-column blocks (written per block) with a partial last one; and with K in two slices
+        ([300], 200, 600, true, .f32), ([70], 2200, 300, false, .f32),
     ]
 
     @Test(arguments: Array(0..<linearCases.count))
