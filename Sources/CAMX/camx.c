@@ -1,18 +1,23 @@
 // See include/camx.h. Loop nest per call (one thread, one block of C):
 //   SDF_MB rows at a time (256): for each outer K slice (K split into equal slices of at most
 //   SDF_KB = 2048, multiples of 32) the SDF_MB x slice block of A is converted to bf16 once into a
-//   per-thread buffer (<= 1 MiB, L2); then for SDF_NC columns (256), inner K slices of SDF_KC (256),
-//   each pair of 16-column B panels (2 x 16 x 256 bf16 = 16 KiB, kept in L1), all 32-row strips of the
-//   A block: the micro-kernel updates 32 x 32 outputs (2 x 2 AMX tiles, or 4 x (8 x 32) AVX512-BF16
-//   blocks). B streams from memory: the next pair is prefetched into L1 while the current one is used.
+//   per-thread buffer (<= 1 MiB, L2); then for SDF_NC columns (256), each pair of 16-column B panels
+//   (2 x 16 x slice bf16), all 32-row strips of the A block: the micro-kernel updates 32 x 32 outputs
+//   (2 x 2 AMX tiles, or 4 x (8 x 32) AVX512-BF16 blocks) over the whole slice. B streams from memory:
+//   the next pair is prefetched while the current one is used.
 // Measured on the micro-kernel alone (one core): both operands in L1 ~100% of the bare tdpbf16ps rate;
 // B in L1 and A from L2 60-70%; both from L2 ~30%, which is why B pairs are reused across strips.
+// Inner K slices of 256 (B pair in L1, C tiles loaded and stored every 256 K values) measured ~4%
+// slower than accumulating over the whole slice in an interleaved harness: the C round trips and
+// the pipeline drain at each tile store cost more than B's L1 residency saves.
 // C accumulates in a per-thread buffer of 32 x 32 fp32 blocks (4 KiB each, contiguous: a tile's 16
 // rows never share L1 sets or pages with another's) and is written out with the bias, a residual,
 // GEGLU, bf16 conversion or transposition (NCHW output) in that pass: per column block when K is one
 // outer slice (the buffer is then 256 x 256 fp32, L2; a row-wide buffer for N = 10240 was 10 MiB and
-// cost ~25% on the GEGLU projections), else once per row block. Packed A rows are padded by
-// one cache line: power-of-two row strides put a tile's 16 rows into 2 L1 sets.
+// cost ~25% on the GEGLU projections), else once per row block. Writing a block's C out in slices
+// between the next block's micro-kernel calls (to overlap its memory traffic) measured 10-15% slower.
+// Packed A rows are padded by one cache line: power-of-two row strides put a tile's 16 rows into 2 L1
+// sets. The direct convolution and the attention's P V keep inner K slices of SDF_KC (256).
 #include "camx.h"
 #include <cpuid.h>
 #include <pthread.h>
@@ -26,6 +31,9 @@
 
 #ifndef SDF_KC
 #define SDF_KC 256
+#endif
+#ifndef SDF_GEMM_KC
+#define SDF_GEMM_KC 2048
 #endif
 #ifndef SDF_KB
 #define SDF_KB 2048
@@ -583,13 +591,14 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
             if (cs) pack_a_conv(cs, mb, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
             else if (a_bf16) pack_a_bf16((const uint16_t *)A + (size_t)mb * lda, lda, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
             else pack_a((const float *)A + (size_t)mb * lda, lda, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
-            // Column blocks of SDF_NC (that part of C, mpad x SDF_NC fp32, stays in L2); inside, inner
-            // K slices of SDF_KC: one pair of B panels (2 x 16 x SDF_KC bf16 = 16 KiB, L1) is used for
-            // all the row strips of the A block (from L2) before the next pair.
+            // Column blocks of SDF_NC (that part of C, mpad x SDF_NC fp32, stays in L2); inside, K
+            // slices of SDF_GEMM_KC (in practice the whole outer slice): one pair of B panels is used for
+            // all the row strips of the A block (from L2) before the next pair, each 32 x 32 C block
+            // accumulating in tiles over the whole slice.
             for (int nc = 0; nc < npad; nc += SDF_NC) {
                 const int npan = imin(SDF_NC, npad - nc) / 16;
-                for (int kc = kb; kc < kb + kbp; kc += SDF_KC) {
-                    const int kcp = imin(SDF_KC, kb + kbp - kc);
+                for (int kc = kb; kc < kb + kbp; kc += SDF_GEMM_KC) {
+                    const int kcp = imin(SDF_GEMM_KC, kb + kbp - kc);
                     const int init = kc == 0 ? INIT_ZERO : INIT_LOAD;
                     for (int p = 0; p < npan; p += 2) {
                         const uint16_t *b0 = B + ((size_t)((n0 + nc) / 16 + p) * Kp + kc) * 16;
