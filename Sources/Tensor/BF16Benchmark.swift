@@ -98,6 +98,25 @@ public func runBF16Benchmarks(output: (String) -> Void) {
                 _ = try Ops.linearBF16(x, weight: packed, bias: b)
             }
         }
+        // As the UNet runs them in bf16 mode: the feed-forward input projection reads the bf16
+        // LayerNorm output and writes bf16 value * gelu(gate); the output projection reads that.
+        // (fp32 column: the plain sgemm of the same shape.)
+        for (m, k, n, geglu) in [(1024, 1280, 10240, true), (1024, 5120, 1280, false)] {
+            let x = try random([m, k], seed: 1).converted(to: .bf16)
+            let w = random([n, k], scale: 0.03, seed: 2), b = random([n], seed: 3)
+            let xf = try x.converted(to: .f32)
+            let c = TensorStorage(byteCount: m * n * 4)
+            let fp32 = median {
+                BLAS.sgemm(transB: true, m: m, n: n, k: k, a: xf.f32Pointer, lda: k, b: w.f32Pointer, ldb: k,
+                           c: c.base.assumingMemoryBound(to: Float.self), ldc: n)
+            }
+            let packed = try PackedBF16Weight(w, gegluInterleaved: geglu)
+            try report("\(geglu ? "linear+geglu" : "linear") M=\(m) K=\(k) N=\(n) bf16 input\(geglu ? ", bf16 output" : "")",
+                       flops: 2.0 * Double(m * k * n), fp32: fp32) { _ in
+                if geglu { _ = try Ops.linearGEGLUBF16(x, weight: packed, bias: b) }
+                else { _ = try Ops.linearBF16(x, weight: packed, bias: b) }
+            }
+        }
         for (ch, hw) in [(320, 128), (1280, 32)] {
             let x = random([1, ch, hw, hw], seed: 4), w = random([ch, ch, 3, 3], scale: 0.02, seed: 5), b = random([ch], seed: 6)
             let fp32 = try median { _ = try Ops.conv2d(x, weight: w, bias: b, stride: 1, padding: 1) }
