@@ -17,7 +17,8 @@
 // cost ~25% on the GEGLU projections), else once per row block. Writing a block's C out in slices
 // between the next block's micro-kernel calls (to overlap its memory traffic) measured 10-15% slower.
 // Packed A rows are padded by one cache line: power-of-two row strides put a tile's 16 rows into 2 L1
-// sets. The direct convolution and the attention's P V keep inner K slices of SDF_KC (256).
+// sets. The direct convolution (SDF_CONV_KC; 512, 1152 and the whole K measured the same) and the
+// attention's P V keep inner K slices of 256.
 #include "camx.h"
 #include <cpuid.h>
 #include <pthread.h>
@@ -31,6 +32,9 @@
 
 #ifndef SDF_KC
 #define SDF_KC 256
+#endif
+#ifndef SDF_CONV_KC
+#define SDF_CONV_KC 256
 #endif
 #ifndef SDF_GEMM_KC
 #define SDF_GEMM_KC 2048
@@ -538,12 +542,12 @@ AVX_TARGET static void store_c(const float *cb, int npairs, int mrows, int ncols
 
 
 // The pair of B panels used after panels (pan0 + p, + 1) on K range [k0, k0 + kn): the next pair of the
-// same K slice, else the first pair (pan0) of the next slice (slices end at k_end); NULL at the end.
-// *nk: its K length.
+// same K slice, else the first pair (pan0) of the next slice (slices of kstep end at k_end); NULL at the
+// end. *nk: its K length.
 static inline const uint16_t *next_pair(const uint16_t *B, int Kp, int pan0, int p, int npan, int k0, int kn, int k_end,
-                                        int *nk) {
+                                        int kstep, int *nk) {
     if (p + 2 < npan) { *nk = kn; return B + ((size_t)(pan0 + p + 2) * Kp + k0) * 16; }
-    if (k0 + kn < k_end) { *nk = imin(SDF_KC, k_end - k0 - kn); return B + ((size_t)pan0 * Kp + k0 + kn) * 16; }
+    if (k0 + kn < k_end) { *nk = imin(kstep, k_end - k0 - kn); return B + ((size_t)pan0 * Kp + k0 + kn) * 16; }
     *nk = 0;
     return NULL;
 }
@@ -605,7 +609,7 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
                         const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
                         float *c = cb + (size_t)(((per_nc ? 0 : nc) + p * 16) / 32) * 1024;
                         int nxk;
-                        const uint16_t *nx = next_pair(B, Kp, (n0 + nc) / 16, p, npan, kc, kcp, kb + kbp, &nxk);
+                        const uint16_t *nx = next_pair(B, Kp, (n0 + nc) / 16, p, npan, kc, kcp, kb + kbp, SDF_GEMM_KC, &nxk);
                         for (int r = 0; r < mpad; r += 32) {
                             prefetch_pair_share(nx, nxk, Kp, r / 32, mpad / 32);
                             blk(tl_abuf + (size_t)r * ldab + (kc - kb), ldab, kcp, b0, b1,
@@ -741,15 +745,15 @@ int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, in
         float *cb = tl_cbuf;
         for (int nc = 0; nc < npad; nc += SDF_NC) {
             const int npan = imin(SDF_NC, npad - nc) / 16;
-            for (int kc = 0; kc < ksteps; kc += SDF_KC / 32) {
-                const int ke = imin(ksteps, kc + SDF_KC / 32);
+            for (int kc = 0; kc < ksteps; kc += SDF_CONV_KC / 32) {
+                const int ke = imin(ksteps, kc + SDF_CONV_KC / 32);
                 const int init = kc == 0 ? INIT_ZERO : INIT_LOAD;
                 for (int p = 0; p < npan; p += 2) {
                     const uint16_t *b0 = packedB + ((size_t)(nc / 16 + p) * Kp + (size_t)kc * 32) * 16;
                     const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
                     float *c = cb + (size_t)((nc + p * 16) / 32) * 1024;
                     int nxk;
-                    const uint16_t *nx = next_pair(packedB, Kp, nc / 16, p, npan, kc * 32, (ke - kc) * 32, ksteps * 32, &nxk);
+                    const uint16_t *nx = next_pair(packedB, Kp, nc / 16, p, npan, kc * 32, (ke - kc) * 32, ksteps * 32, SDF_CONV_KC, &nxk);
                     for (int r = 0; r < mpad; r += 32) {
                         prefetch_pair_share(nx, nxk, Kp, r / 32, mpad / 32);
                         const int pa = mb + r, pb = pa + 16 < p_end ? pa + 16 : pa;   // a lone last tile repeats
