@@ -36,9 +36,6 @@
 #ifndef SDF_CONV_KC
 #define SDF_CONV_KC 256
 #endif
-#ifndef SDF_GEMM_KC
-#define SDF_GEMM_KC 2048
-#endif
 #ifndef SDF_KB
 #define SDF_KB 2048
 #endif
@@ -595,26 +592,21 @@ static void gemm_blocked(int tier, const void *A, int a_bf16, int lda, const con
             if (cs) pack_a_conv(cs, mb, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
             else if (a_bf16) pack_a_bf16((const uint16_t *)A + (size_t)mb * lda, lda, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
             else pack_a((const float *)A + (size_t)mb * lda, lda, mrows, mpad, kb, imin(kbp, K - kb), kbp, ldab, tl_abuf);
-            // Column blocks of SDF_NC (that part of C, mpad x SDF_NC fp32, stays in L2); inside, K
-            // slices of SDF_GEMM_KC (in practice the whole outer slice): one pair of B panels is used for
-            // all the row strips of the A block (from L2) before the next pair, each 32 x 32 C block
-            // accumulating in tiles over the whole slice.
+            // Column blocks of SDF_NC (that part of C, mpad x SDF_NC fp32, stays in L2); inside, one pair
+            // of B panels is used for all the row strips of the A block (from L2) before the next pair,
+            // each 32 x 32 C block accumulating in tiles over the whole slice.
+            const int init = kb == 0 ? INIT_ZERO : INIT_LOAD;
             for (int nc = 0; nc < npad; nc += SDF_NC) {
                 const int npan = imin(SDF_NC, npad - nc) / 16;
-                for (int kc = kb; kc < kb + kbp; kc += SDF_GEMM_KC) {
-                    const int kcp = imin(SDF_GEMM_KC, kb + kbp - kc);
-                    const int init = kc == 0 ? INIT_ZERO : INIT_LOAD;
-                    for (int p = 0; p < npan; p += 2) {
-                        const uint16_t *b0 = B + ((size_t)((n0 + nc) / 16 + p) * Kp + kc) * 16;
-                        const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
-                        float *c = cb + (size_t)(((per_nc ? 0 : nc) + p * 16) / 32) * 1024;
-                        int nxk;
-                        const uint16_t *nx = next_pair(B, Kp, (n0 + nc) / 16, p, npan, kc, kcp, kb + kbp, SDF_GEMM_KC, &nxk);
-                        for (int r = 0; r < mpad; r += 32) {
-                            prefetch_pair_share(nx, nxk, Kp, r / 32, mpad / 32);
-                            blk(tl_abuf + (size_t)r * ldab + (kc - kb), ldab, kcp, b0, b1,
-                                c + (size_t)(r / 32) * npairs * 1024, 32, init);
-                        }
+                for (int p = 0; p < npan; p += 2) {
+                    const uint16_t *b0 = B + ((size_t)((n0 + nc) / 16 + p) * Kp + kb) * 16;
+                    const uint16_t *b1 = p + 1 < npan ? b0 + (size_t)Kp * 16 : NULL;
+                    float *c = cb + (size_t)(((per_nc ? 0 : nc) + p * 16) / 32) * 1024;
+                    int nxk;
+                    const uint16_t *nx = next_pair(B, Kp, (n0 + nc) / 16, p, npan, kb, kbp, kb + kbp, kbp, &nxk);
+                    for (int r = 0; r < mpad; r += 32) {
+                        prefetch_pair_share(nx, nxk, Kp, r / 32, mpad / 32);
+                        blk(tl_abuf + (size_t)r * ldab, ldab, kbp, b0, b1, c + (size_t)(r / 32) * npairs * 1024, 32, init);
                     }
                 }
                 if (per_nc) store_c(cb, npairs, mrows, imin(SDF_NC, ncols - nc), C, ldc, mb, n0 + nc, e);
@@ -956,6 +948,18 @@ F32_TARGET static float softmax_row_f32(float *s, int valid, int n, float scale)
 static __thread float *tl_f32s;
 static __thread size_t tl_f32s_cap;
 
+// Row pointers of the 8-row group starting at i0 (of `rows`): inputs from `in` (row stride ldi; rows
+// past the end repeat the last one), outputs into `out` (row stride ldo; rows past the end write to
+// `scratch`).
+static inline void row_group8(const float *in, int ldi, float *out, int ldo, float *scratch, int i0, int rows,
+                              const float **ir, float **orow) {
+    for (int i = 0; i < 8; i++) {
+        const int r = i0 + i < rows ? i0 + i : rows - 1;
+        ir[i] = in + (size_t)r * ldi;
+        orow[i] = i0 + i < rows ? out + (size_t)(i0 + i) * ldo : scratch;
+    }
+}
+
 int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *kt, int ldk, int lk,
                       const float *v, int ldv, int dv, float *out, int ldo, float scale, int causal_i0) {
     if (sdf_bf16_hw_tier() < 1) return 0;
@@ -979,11 +983,7 @@ int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *kt,
         }
         for (int i0 = 0; i0 < rows; i0 += 8) {
             const float *qr[8]; float *sr[8];
-            for (int i = 0; i < 8; i++) {
-                const int r = i0 + i < rows ? i0 + i : rows - 1;
-                qr[i] = q + (size_t)r * ldq;
-                sr[i] = i0 + i < rows ? S + (size_t)(i0 + i) * lds + j0 : scratch;
-            }
+            row_group8(q, ldq, S + j0, lds, scratch, i0, rows, qr, sr);
             f32_qk_8x32(qr, d, kp, ldkk, sr);
         }
     }
@@ -1002,11 +1002,7 @@ int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *kt,
             const __mmask16 m1 = (__mmask16)(cw >= 32 ? 0xffff : (cw <= 16 ? 0 : ((1u << (cw - 16)) - 1)));
             for (int i0 = 0; i0 < rows; i0 += 8) {
                 const float *pr[8]; float *orow[8];
-                for (int i = 0; i < 8; i++) {
-                    const int r = i0 + i < rows ? i0 + i : rows - 1;
-                    pr[i] = S + (size_t)r * lds;
-                    orow[i] = i0 + i < rows ? O + (size_t)(i0 + i) * dvp + c0 : scratch;
-                }
+                row_group8(S, lds, O + c0, dvp, scratch, i0, rows, pr, orow);
                 f32_pv_8x32(pr, jc, je, v + c0, ldv, m0, m1, orow, jc == 0);
             }
         }

@@ -85,14 +85,19 @@ public func runBF16Benchmarks(output: (String) -> Void) {
         }
     }
 
+    /// Median time of the fp32 sgemm x [m, k] . w [n, k]^T (the fp32 column of a linear's report).
+    func sgemmTime(_ x: Tensor, _ w: Tensor, m: Int, k: Int, n: Int) -> Double {
+        let c = TensorStorage(byteCount: m * n * 4)
+        return median {
+            BLAS.sgemm(transB: true, m: m, n: n, k: k, a: x.f32Pointer, lda: k, b: w.f32Pointer, ldb: k,
+                       c: c.base.assumingMemoryBound(to: Float.self), ldc: n)
+        }
+    }
+
     do {
         for (m, k, n) in [(4096, 640, 640), (1024, 1280, 10240), (1024, 5120, 1280)] {
             let x = random([m, k], seed: 1), w = random([n, k], scale: 0.03, seed: 2), b = random([n], seed: 3)
-            let c = TensorStorage(byteCount: m * n * 4)
-            let fp32 = median {
-                BLAS.sgemm(transB: true, m: m, n: n, k: k, a: x.f32Pointer, lda: k, b: w.f32Pointer, ldb: k,
-                           c: c.base.assumingMemoryBound(to: Float.self), ldc: n)
-            }
+            let fp32 = sgemmTime(x, w, m: m, k: k, n: n)
             let packed = try PackedBF16Weight(w)
             try report("linear M=\(m) K=\(k) N=\(n)", flops: 2.0 * Double(m * k * n), fp32: fp32) { _ in
                 _ = try Ops.linearBF16(x, weight: packed, bias: b)
@@ -104,12 +109,7 @@ public func runBF16Benchmarks(output: (String) -> Void) {
         for (m, k, n, geglu) in [(1024, 1280, 10240, true), (1024, 5120, 1280, false)] {
             let x = try random([m, k], seed: 1).converted(to: .bf16)
             let w = random([n, k], scale: 0.03, seed: 2), b = random([n], seed: 3)
-            let xf = try x.converted(to: .f32)
-            let c = TensorStorage(byteCount: m * n * 4)
-            let fp32 = median {
-                BLAS.sgemm(transB: true, m: m, n: n, k: k, a: xf.f32Pointer, lda: k, b: w.f32Pointer, ldb: k,
-                           c: c.base.assumingMemoryBound(to: Float.self), ldc: n)
-            }
+            let fp32 = sgemmTime(try x.converted(to: .f32), w, m: m, k: k, n: n)
             let packed = try PackedBF16Weight(w, gegluInterleaved: geglu)
             try report("\(geglu ? "linear+geglu" : "linear") M=\(m) K=\(k) N=\(n) bf16 input\(geglu ? ", bf16 output" : "")",
                        flops: 2.0 * Double(m * k * n), fp32: fp32) { _ in
