@@ -18,7 +18,7 @@ let package = Package(
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png16")]),
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
-        .target(name: "CAMX", path: "Sources/CAMX", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
+        .target(name: "CAMX", dependencies: ["CKernels"], path: "Sources/CAMX", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "Tensor", dependencies: ["CBLAS", "CKernels", "CAMX"], path: "Sources/Tensor", swiftSettings: numeric),
         .target(name: "Diffusion", dependencies: ["Tensor"], path: "Sources/Diffusion",
                 resources: [.copy("Resources/bpe_simple_vocab_16e6.txt"),

@@ -20,6 +20,7 @@
 // sets. The direct convolution (SDF_CONV_KC; 512, 1152 and the whole K measured the same) and the
 // attention's P V keep inner K slices of 256.
 #include "camx.h"
+#include "ckernels.h"
 #include <cpuid.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -652,33 +653,62 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
 // image, 16 consecutive output pixels of one row per tile (row stride C * 2 bytes), so there is no
 // im2col and no A packing; K is ordered (ky, kx, c) in chunks of 32 channels.
 
-AVX_TARGET static void nhwc_row_bf16(const float *x, int C, int HW, int W, uint16_t *dst) {
-    // dst[ix * C + c] = bf16(x[c * HW + ix]) for one image row (x points at its first pixel).
+
+// cn (<= 16) channels of one source row (channel j at x + j * stride, W pixels) into NHWC bf16:
+// pixel sx goes to dst[(sx * up + u) * ldp + j] for u < up.
+AVX_TARGET static void nhwc_block_bf16(const float *x, int cn, int stride, int W, int up, int ldp, uint16_t *dst) {
     const __m512i lanes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                             _mm512_set1_epi32(HW));
-    for (int c0 = 0; c0 < C; c0 += 16) {
-        const int cn = imin(16, C - c0);
-        const __mmask16 m = (__mmask16)(cn >= 16 ? 0xffff : ((1u << cn) - 1));
-        const float *xc = x + (size_t)c0 * HW;
-        for (int ix = 0; ix < W; ix++) {
-            __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, lanes, xc + ix, 4);
-            _mm256_mask_storeu_epi16(dst + (size_t)ix * C + c0, m, (__m256i)_mm512_cvtneps_pbh(v));
+                                             _mm512_set1_epi32(stride));
+    const __mmask16 m = (__mmask16)(cn >= 16 ? 0xffff : ((1u << cn) - 1));
+    for (int sx = 0; sx < W; sx++) {
+        const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, lanes, x + sx, 4));
+        for (int u = 0; u < up; u++) _mm256_mask_storeu_epi16(dst + ((size_t)sx * up + u) * ldp, m, v);
+    }
+}
+
+static __thread float *tl_rows;      // sdf_nchw_to_nhwc_bf16_pad_ex: 16 transformed source rows, fp32
+static __thread size_t tl_rows_cap;
+
+// Logical input L[c, iy, ix] = f(x[c, iy / up, ix / up]), f(v) = v, or (a != NULL) the values
+// sdf_scale_shift(v, a[c], b[c], silu) writes: exactly what Ops.groupNorm(+SiLU) then
+// Ops.upsampleNearest2x would hold in memory, so the bf16 copy is the same bit for bit.
+int sdf_nchw_to_nhwc_bf16_pad_ex(const float *x, int C, int H, int W, int up, const float *a, const float *b, int silu,
+                                 int pt, int pl, int Hp, int Wp, uint16_t *out, int row_begin, int row_end) {
+    if (up < 1) return 0;
+    if (row_end > Hp) row_end = Hp;
+    const int Hl = H * up, Wl = W * up;
+    // 16 source rows are staged in L1/L2 with a padded stride before the gathers: gathering straight
+    // from the planes (a power-of-two stride for power-of-two images) puts all 16 lanes in one L1 set.
+    const int ldt = W + 16;
+    tl_rows = (float *)grow(tl_rows, &tl_rows_cap, (size_t)16 * ldt * 4);
+    if (!tl_rows) return 0;
+    const size_t rowElems = (size_t)Wp * C;
+    for (int r = row_begin; r < row_end; r++) {
+        uint16_t *o = out + (size_t)r * rowElems;
+        const int iy = r - pt;
+        if (iy < 0 || iy >= Hl) { memset(o, 0, rowElems * 2); continue; }
+        // An upsampled row equal to the previous one (same source row, already written by this call).
+        if (r > row_begin && iy >= 1 && (iy - 1) / up == iy / up) { memcpy(o, o - rowElems, rowElems * 2); continue; }
+        memset(o, 0, (size_t)pl * C * 2);
+        const int right = Wp - pl - Wl;
+        if (right > 0) memset(o + (size_t)(pl + Wl) * C, 0, (size_t)right * C * 2);
+        const float *src = x + (size_t)(iy / up) * W;
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            const int cn = imin(16, C - c0);
+            const float *s = src + (size_t)c0 * H * W;
+            for (int j = 0; j < cn; j++) {
+                if (a) sdf_scale_shift(s + (size_t)j * H * W, tl_rows + (size_t)j * ldt, (size_t)W, a[c0 + j], b[c0 + j], silu);
+                else memcpy(tl_rows + (size_t)j * ldt, s + (size_t)j * H * W, (size_t)W * 4);
+            }
+            nhwc_block_bf16(tl_rows, cn, ldt, W, up, C, o + (size_t)pl * C + c0);
         }
     }
+    return 1;
 }
 
 void sdf_nchw_to_nhwc_bf16_pad(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp,
                                uint16_t *out, int row_begin, int row_end) {
-    if (row_end > Hp) row_end = Hp;
-    for (int r = row_begin; r < row_end; r++) {
-        uint16_t *o = out + (size_t)r * Wp * C;
-        const int iy = r - pt;
-        if (iy < 0 || iy >= H) { memset(o, 0, (size_t)Wp * C * 2); continue; }
-        memset(o, 0, (size_t)pl * C * 2);
-        const int right = Wp - pl - W;
-        if (right > 0) memset(o + (size_t)(pl + W) * C, 0, (size_t)right * C * 2);
-        nhwc_row_bf16(x + (size_t)iy * W, C, H * W, W, o + (size_t)pl * C);
-    }
+    (void)sdf_nchw_to_nhwc_bf16_pad_ex(x, C, H, W, 1, NULL, NULL, 0, pt, pl, Hp, Wp, out, row_begin, row_end);
 }
 
 // 32 pixels (two tiles of 16, A addresses a0 / a1, row stride lda_b bytes) x 32 (or 16) output

@@ -96,9 +96,9 @@ public final class AutoencoderKL: @unchecked Sendable {
         h = try decMid.2(h, nil)
         for lvl in decUp {
             for rb in lvl.resnets { h = try rb(h, nil) }
-            if let us = lvl.upsample { h = try us(Profiler.measure("upsample") { try Ops.upsampleNearest2x(h) }) }
+            if let us = lvl.upsample { h = try us(upsampling: h) }
         }
-        return try decOut(decNorm(h, silu: true))
+        return try decOut(h, normalizedBy: decNorm, silu: true)
     }
 
     /// Image [B, 3, H, W] in [-1, 1] -> posterior mean [B, C, H/8, W/8] (VAE space). H, W multiples of 8.
@@ -114,7 +114,7 @@ public final class AutoencoderKL: @unchecked Sendable {
         h = try encMid.0(h, nil)
         h = try encMid.1(h)
         h = try encMid.2(h, nil)
-        let moments = try quant(encOut(encNorm(h, silu: true)))
+        let moments = try quant(encOut(h, normalizedBy: encNorm, silu: true))
         return try moments.narrowed(dim: 1, start: 0, length: config.latentChannels)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Tensor
 
 /// A low-rank update W' = W + scale * up @ down, applied as an extra path (y += scale * up(down(x)))
@@ -76,12 +77,38 @@ public struct Conv2d: Sendable {
     var lowPrecision = false
     let packed = PackedWeightBox()
 
-    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+    public func callAsFunction(_ x: Tensor) throws -> Tensor { try run(x, .identity) }
+
+    /// self(norm(x, silu: silu)). In bf16 mode (no LoRA paths) the normalisation (+ SiLU) is applied
+    /// while the convolution makes its bf16 copy of the input: the normalised fp32 tensor is never
+    /// written (the same values either way).
+    func callAsFunction(_ x: Tensor, normalizedBy norm: GroupNorm, silu: Bool) throws -> Tensor {
+        guard fusesInput else { return try self(norm(x, silu: silu)) }
+        let affine = try Profiler.measure("groupnorm") {
+            try Ops.groupNormAffine(x, groups: norm.groups, weight: norm.weight, bias: norm.bias, eps: norm.eps)
+        }
+        return try run(x, ConvInputTransform(affine: affine, silu: silu))
+    }
+
+    /// self(upsampleNearest2x(x)); in bf16 mode without LoRA paths the upsampled tensor is never written.
+    func callAsFunction(upsampling x: Tensor) throws -> Tensor {
+        guard fusesInput else { return try self(Profiler.measure("upsample") { try Ops.upsampleNearest2x(x) }) }
+        return try run(x, ConvInputTransform(upsample2x: true))
+    }
+
+    private var fusesInput: Bool {
+        Conv2d.inputFusion && lowPrecision && ComputePrecision.useBF16 && weight.rank == 4 && loras.isEmpty
+    }
+
+    /// Off with `SDFLOW_FUSE_CONV_INPUT=0` (kept for A/B measurements).
+    static let inputFusion = ProcessInfo.processInfo.environment["SDFLOW_FUSE_CONV_INPUT"] != "0"
+
+    private func run(_ x: Tensor, _ transform: ConvInputTransform) throws -> Tensor {
         let bf16 = lowPrecision && ComputePrecision.useBF16 && weight.rank == 4
         var y = try Profiler.measure((weight.shape.count == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") + (bf16 ? " bf16" : "")) {
             bf16 ? try Ops.conv2dBF16(x, weight: packed.get(weight), kernel: (weight.shape[2], weight.shape[3]), bias: bias,
-                                      stride: stride, padding: padding)
-                 : try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+                                      stride: stride, padding: padding, input: transform)
+                 : try Ops.conv2d(Ops.applyConvInputTransform(x, transform), weight: weight, bias: bias, stride: stride, padding: padding)
         }
         FlopCounter.add(2 * Double(y.count) * Double(weight.count / max(1, weight.shape[0])))
         for p in loras {

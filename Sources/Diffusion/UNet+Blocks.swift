@@ -19,12 +19,12 @@ struct ResnetBlock {
 
     /// `embSilu`: SiLU(time embedding) [B, T], shared by every block.
     func callAsFunction(_ x: Tensor, _ embSilu: Tensor?) throws -> Tensor {
-        var h = try conv1(norm1(x, silu: true))
+        var h = try conv1(x, normalizedBy: norm1, silu: true)
         if let timeProj, let embSilu {
             let t = try timeProj(embSilu)
             h = try Profiler.measure("add") { try Ops.add(h, t.reshaped([t.shape[0], t.shape[1], 1, 1])) }
         }
-        h = try conv2(norm2(h, silu: true))
+        h = try conv2(h, normalizedBy: norm2, silu: true)
         let s = try shortcut.map { try $0(x) } ?? x
         return try Profiler.measure("add") { try Ops.add(s, h) }
     }

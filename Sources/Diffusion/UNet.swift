@@ -177,9 +177,9 @@ public final class UNet: @unchecked Sendable {
                 h = try lvl.resnets[j](cat, embSilu)
                 if !lvl.attentions.isEmpty { h = try lvl.attentions[j](h, context: ctx, kv: kv) }
             }
-            if let us = lvl.upsample { h = try us(Profiler.measure("upsample") { try Ops.upsampleNearest2x(h) }) }
+            if let us = lvl.upsample { h = try us(upsampling: h) }
         }
-        return try convOut(normOut(h, silu: true))
+        return try convOut(h, normalizedBy: normOut, silu: true)
     }
 
     /// Time embedding plus the SDXL added embedding (pooled text ++ six size sinusoids), [B, 4*C0].

@@ -133,19 +133,37 @@ extension Ops {
     /// straight into its bf16 A buffer (implicit im2col, no column matrix) and writes the [pixels, O]
     /// result transposed into the NCHW output planes. Bands of pixels run on all cores.
     /// Tier 0: `Ops.conv2d(x, weight: weight.source, ...)`.
+    /// `input`: a transform of x applied first (GroupNorm affine form (+ SiLU), then 2x nearest
+    /// upsampling; see `ConvInputTransform`). On the direct AMX path it is applied while the bf16 copy
+    /// is made, so the transformed fp32 tensor is never written; elsewhere it is materialised first
+    /// (`applyConvInputTransform`). Either way the result equals convolving the materialised input.
     public static func conv2dBF16(_ x: Tensor, weight: PackedBF16Weight, kernel: (Int, Int), bias: Tensor?,
                                   stride: Int = 1, padding: Padding2D = .zero,
-                                  maxColumnFloats: Int = bf16ConvChunkFloats) throws -> Tensor {
+                                  maxColumnFloats: Int = bf16ConvChunkFloats,
+                                  input: ConvInputTransform = .identity) throws -> Tensor {
         let op = "conv2dBF16"
         guard x.rank == 4 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, H, W], got \(x.shape)") }
         let (kh, kw) = kernel
-        let (nImg, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let up = input.upsample2x ? 2 : 1
+        // (h, w): the logical (transformed) input size; (sh, sw): x's own.
+        let (nImg, c, sh, sw) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (h, w) = (sh * up, sw * up)
         let o = weight.n
         let wk = weight.kernel ?? (1, 1)
         guard wk.kh == kh, wk.kw == kw, weight.k == c * kh * kw else {
             throw TensorError.shapeMismatch(op: op, detail: "input \(x.shape) with kernel \(kh)x\(kw) does not fit packed weight [\(o), \(weight.k)] (kernel \(wk.kh)x\(wk.kw))")
         }
+        if let a = input.affine, a.scale.count != nImg * c || a.shift.count != nImg * c {
+            throw TensorError.shapeMismatch(op: op, detail: "input transform has \(a.scale.count) / \(a.shift.count) coefficients for \(nImg * c) (image, channel) pairs")
+        }
         let tier = BF16Backend.tier
+        if !input.isIdentity {
+            let (_, _, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
+            if !(tier == 2 && weight.packedPointer != nil && stride == 1 && c % 32 == 0 && wo % 16 == 0 && ho > 0) {
+                return try conv2dBF16(applyConvInputTransform(x, input), weight: weight, kernel: kernel, bias: bias,
+                                      stride: stride, padding: padding, maxColumnFloats: maxColumnFloats)
+            }
+        }
         guard tier > 0, let packed = weight.packedPointer else {
             let w4 = weight.source.rank == 4 ? weight.source : try weight.source.reshaped([o, c, kh, kw])
             return try conv2d(x, weight: w4, bias: bias, stride: stride, padding: padding)
@@ -155,7 +173,7 @@ extension Ops {
         let xf = try floatInput(x, op, "input")
         let y = try Tensor.uninitialized([nImg, o, ho, wo], dtype: .f32)
         if y.count == 0 { return y }
-        let hwo = ho * wo, hw = h * w, ck = c * kh * kw
+        let hwo = ho * wo, hw = sh * sw, ck = c * kh * kw
         guard hwo <= Int(Int32.max), ck <= Int(Int32.max) / 2 else { throw TensorError.tooLarge(op: op, detail: "\(x.shape)") }
         let yp = y.f32MutablePointer, xp = xf.f32Pointer, bp = b?.f32Pointer
         // Work items: bands of output pixels of one image, `cores` per image or more when a band would
@@ -179,11 +197,17 @@ extension Ops {
                 let xpad = UnsafeMutableRawPointer(buf).assumingMemoryBound(to: UInt16.self)
                 for img in 0..<nImg where ok {
                     let xi = xp + img * c * hw
-                    Parallel.forEach((hp + rowsPerBand - 1) / rowsPerBand) { band in
-                        let r0 = band * rowsPerBand, r1 = min(hp, r0 + rowsPerBand)
-                        sdf_nchw_to_nhwc_bf16_pad(xi, Int32(c), Int32(h), Int32(w), Int32(padding.top), Int32(padding.left),
-                                                  Int32(hp), Int32(wp), xpad, Int32(r0), Int32(r1))
-                    }
+                    let converted = input.affine.map { aff in
+                        aff.scale.withUnsafeBufferPointer { sp in
+                            aff.shift.withUnsafeBufferPointer { bp in
+                                convertBands(xi, c: c, sh: sh, sw: sw, up: up, scale: sp.baseAddress! + img * c,
+                                             shift: bp.baseAddress! + img * c, silu: input.silu, padding: padding,
+                                             hp: hp, wp: wp, rowsPerBand: rowsPerBand, into: xpad)
+                            }
+                        }
+                    } ?? convertBands(xi, c: c, sh: sh, sw: sw, up: up, scale: nil, shift: nil, silu: false,
+                                      padding: padding, hp: hp, wp: wp, rowsPerBand: rowsPerBand, into: xpad)
+                    if !converted { ok = false; break }
                     let yi = yp + img * o * hwo
                     ok = Parallel.forEachAll(nb) { band in
                         let p0 = band * bandPix, p1 = min(hwo, p0 + bandPix)
@@ -195,6 +219,10 @@ extension Ops {
             if ok {
                 withExtendedLifetime((xf, b, weight)) {}
                 return y
+            }
+            if !input.isIdentity {
+                return try conv2dBF16(applyConvInputTransform(x, input), weight: weight, kernel: kernel, bias: bias,
+                                      stride: stride, padding: padding, maxColumnFloats: maxColumnFloats)
             }
         }
         try ScratchPool.shared.withFloats(hw * c) { xt in
@@ -299,5 +327,63 @@ extension Ops {
         withExtendedLifetime((qf, kf, vf, packs)) {}
         // Scratch allocation failed somewhere: the fp32 kernel computes the whole call instead.
         return done ? out : try attention(query: query, key: key, value: value, heads: heads, causal: causal, scale: scale)
+    }
+}
+
+/// A transform of a convolution's input that `Ops.conv2dBF16` applies while making its bf16 copy of
+/// the input: per (image, channel) y = x * scale + shift (a GroupNorm in affine form, from
+/// `Ops.groupNormAffine`), optionally followed by SiLU, then nearest-neighbour 2x upsampling.
+public struct ConvInputTransform: Sendable {
+    /// [N * C] scales and shifts, image-major; nil: no affine step (and no SiLU).
+    public var affine: (scale: [Float], shift: [Float])?
+    public var silu: Bool
+    public var upsample2x: Bool
+
+    public init(affine: (scale: [Float], shift: [Float])? = nil, silu: Bool = false, upsample2x: Bool = false) {
+        self.affine = affine
+        self.silu = silu
+        self.upsample2x = upsample2x
+    }
+
+    public static let identity = ConvInputTransform()
+    public var isIdentity: Bool { affine == nil && !upsample2x }
+}
+
+extension Ops {
+    /// The direct conv's bf16 NHWC copy of one image, rows in bands on all cores; false if a band could
+    /// not allocate its scratch.
+    static func convertBands(_ xi: UnsafePointer<Float>, c: Int, sh: Int, sw: Int, up: Int, scale: UnsafePointer<Float>?,
+                             shift: UnsafePointer<Float>?, silu: Bool, padding: Padding2D, hp: Int, wp: Int,
+                             rowsPerBand: Int, into xpad: UnsafeMutablePointer<UInt16>) -> Bool {
+        Parallel.forEachAll((hp + rowsPerBand - 1) / rowsPerBand) { band in
+            let r0 = band * rowsPerBand, r1 = min(hp, r0 + rowsPerBand)
+            return sdf_nchw_to_nhwc_bf16_pad_ex(xi, Int32(c), Int32(sh), Int32(sw), Int32(up), scale, shift, silu ? 1 : 0,
+                                                Int32(padding.top), Int32(padding.left), Int32(hp), Int32(wp), xpad,
+                                                Int32(r0), Int32(r1)) != 0
+        }
+    }
+
+    /// The transformed input as an fp32 tensor: the same values `conv2dBF16` converts on its direct
+    /// path (the affine step and SiLU by the kernel `groupNorm` uses, then `upsampleNearest2x`).
+    public static func applyConvInputTransform(_ x: Tensor, _ t: ConvInputTransform) throws -> Tensor {
+        let op = "applyConvInputTransform"
+        guard x.rank == 4 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, H, W], got \(x.shape)") }
+        var y = x
+        if let a = t.affine {
+            let (n, c) = (x.shape[0], x.shape[1])
+            guard a.scale.count == n * c, a.shift.count == n * c else {
+                throw TensorError.shapeMismatch(op: op, detail: "\(a.scale.count) / \(a.shift.count) coefficients for \(n * c) (image, channel) pairs")
+            }
+            let xf = try floatInput(x, op, "input")
+            let out = try Tensor.uninitialized(x.shape, dtype: .f32)
+            let plane = x.count / max(n * c, 1)
+            let xp = xf.f32Pointer, yp = out.f32MutablePointer, silu: Int32 = t.silu ? 1 : 0
+            Parallel.chunks(n * c, minChunk: max(1, 16384 / max(plane, 1))) { r in
+                for i in r { sdf_scale_shift(xp + i * plane, yp + i * plane, plane, a.scale[i], a.shift[i], silu) }
+            }
+            y = out
+        }
+        if t.upsample2x { y = try upsampleNearest2x(y) }
+        return y
     }
 }

@@ -45,6 +45,48 @@ extension Ops {
         return y
     }
 
+    /// The per (sample, channel) affine form of `groupNorm`: y[n, c, ...] = x * scale[n * C + c] +
+    /// shift[n * C + c], with the same statistics and the same float expressions (so a kernel that
+    /// applies them with `sdf_scale_shift` reproduces `groupNorm`'s output bit for bit).
+    public static func groupNormAffine(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?,
+                                       eps: Float) throws -> (scale: [Float], shift: [Float]) {
+        let op = "groupNorm"
+        guard x.rank >= 2 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, ...], got \(x.shape)") }
+        let n = x.shape[0], c = x.shape[1]
+        guard groups > 0, c % groups == 0 else {
+            throw TensorError.invalidArgument(op: op, detail: "\(c) channels not divisible into \(groups) groups")
+        }
+        let g = try vector(weight, count: c, op, "weight"), b = try vector(bias, count: c, op, "bias")
+        let xf = try floatInput(x, op, "input")
+        let spatial = x.count / max(n * c, 1)
+        let cpg = c / groups
+        var scale = [Float](repeating: 1, count: n * c), shift = [Float](repeating: 0, count: n * c)
+        if x.count == 0 { return (scale, shift) }
+        let xp = xf.f32Pointer
+        let gp = g?.f32Pointer, bp = b?.f32Pointer
+        scale.withUnsafeMutableBufferPointer { sc in
+            shift.withUnsafeMutableBufferPointer { sf in
+                let scp = sc.baseAddress!, sfp = sf.baseAddress!
+                Parallel.forEach(n * groups) { task in
+                    let img = task / groups, grp = task % groups
+                    let base = (img * c + grp * cpg) * spatial
+                    var md = 0.0, vd = 0.0
+                    sdf_mean_var(xp + base, cpg * spatial, &md, &vd)
+                    let mean = Float(md), variance = Float(vd)
+                    let rstd = 1 / (variance + eps).squareRoot()
+                    for j in 0..<cpg {
+                        let ch = grp * cpg + j
+                        let a = (gp?[ch] ?? 1) * rstd
+                        scp[img * c + ch] = a
+                        sfp[img * c + ch] = (bp?[ch] ?? 0) - mean * a
+                    }
+                }
+            }
+        }
+        withExtendedLifetime((xf, g, b)) {}
+        return (scale, shift)
+    }
+
     /// `torch.nn.functional.layer_norm(x, [D], weight, bias, eps)` over the last dimension D.
     /// weight/bias: [D] or nil. Biased variance, two-pass per row.
     /// outputBF16: the result is bf16 (nearest even) instead of f32, for a bf16 GEMM that reads it

@@ -223,6 +223,63 @@ func rms(_ t: Tensor) -> Float {
         }
     }
 
+    // Input transforms (GroupNorm affine form + SiLU, 2x upsampling) applied while the direct conv
+    // makes its bf16 copy: the same bits as convolving the materialised input, on the direct path
+    // (C % 32 == 0, output width % 16 == 0), on the paths that materialise it (other shapes, tier 1,
+    // tier 0), for two images (per-image coefficients) and in small bands (rows of an upsampled
+    // band starting mid-pair).
+    // (n, c, h, w, o, groups, silu, upsample)
+    static let transformCases: [(Int, Int, Int, Int, Int, Int, Bool, Bool)] = [
+        (1, 64, 9, 16, 40, 32, true, false), (2, 32, 6, 32, 17, 8, false, false),
+        (1, 32, 5, 8, 24, 0, false, true), (2, 64, 4, 8, 33, 16, true, true),
+        (1, 48, 6, 16, 20, 16, true, false), (1, 32, 5, 7, 16, 4, true, true),
+    ]
+
+    @Test(arguments: Array(0..<transformCases.count))
+    func conv2dInputTransformMatchesMaterialised(caseIndex: Int) throws {
+        let (n, c, h, w, o, groups, silu, up) = Self.transformCases[caseIndex]
+        let x = bf16Random([n, c, h, w], seed: UInt64(caseIndex) + 300, scale: 3)
+        let wt = bf16Random([o, c, 3, 3], seed: UInt64(caseIndex) + 400, scale: 0.5)
+        let b = bf16Random([o], seed: 5)
+        let packed = try PackedBF16Weight(wt)
+        var t = ConvInputTransform(upsample2x: up)
+        if groups > 0 {
+            let gamma = bf16Random([c], seed: 6), beta = bf16Random([c], seed: 7)
+            let affine = try Ops.groupNormAffine(x, groups: groups, weight: gamma, bias: beta, eps: 1e-5)
+            t = ConvInputTransform(affine: affine, silu: silu, upsample2x: up)
+            // The affine form reproduces groupNorm exactly.
+            expectIdentical(try Ops.applyConvInputTransform(x, ConvInputTransform(affine: affine, silu: silu)),
+                            try Ops.groupNorm(x, groups: groups, weight: gamma, bias: beta, eps: 1e-5, silu: silu),
+                            "transform \(caseIndex): affine form vs groupNorm")
+        }
+        let xt = try Ops.applyConvInputTransform(x, t)
+        #expect(xt.shape == [n, c, h * (up ? 2 : 1), w * (up ? 2 : 1)])
+        // Independent reference: the fp32 convolution of the materialised input.
+        let ref = try Ops.conv2d(xt, weight: wt, bias: b, padding: Padding2D(1))
+        for tier in [0] + bf16Tiers {
+            let want = try BF16Backend.withTier(tier) {
+                try Ops.conv2dBF16(xt, weight: packed, kernel: (3, 3), bias: b, padding: Padding2D(1))
+            }
+            let got = try BF16Backend.withTier(tier) {
+                try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: b, padding: Padding2D(1), input: t)
+            }
+            expectIdentical(got, want, "transform \(caseIndex) tier \(tier)")
+            expectBF16Close(got, ref, "transform \(caseIndex) tier \(tier) vs fp32")
+        }
+        // Not the identity: the transform changes the result.
+        let plain = try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: b, padding: Padding2D(1))
+        let transformed = try Ops.conv2dBF16(xt, weight: packed, kernel: (3, 3), bias: b, padding: Padding2D(1))
+        #expect(plain.shape != transformed.shape || plain.toFloats() != transformed.toFloats())
+    }
+
+    @Test func conv2dInputTransformRejectsWrongCoefficientCount() throws {
+        let packed = try PackedBF16Weight(bf16Random([4, 32, 3, 3], seed: 1))
+        let t = ConvInputTransform(affine: ([Float](repeating: 1, count: 31), [Float](repeating: 0, count: 31)))
+        #expect(throws: TensorError.self) {
+            try Ops.conv2dBF16(try Tensor.zeros([1, 32, 4, 16]), weight: packed, kernel: (3, 3), bias: nil, padding: Padding2D(1), input: t)
+        }
+    }
+
     @Test func conv2dRejectsMismatchedWeight() throws {
         let packed = try PackedBF16Weight(bf16Random([4, 3, 3, 3], seed: 1))
         #expect(throws: TensorError.self) {
