@@ -480,7 +480,7 @@ AVX_TARGET static inline __m512 gelu16(__m512 x) {
 typedef struct {
     const float *bias;          // per output column (interleaved [value 16 | gate 16] order with geglu)
     const float *res; long ldr; // residual added element-wise, [m, n] row-major, or NULL
-    int trans_out;              // C[n * ldc + m] (NCHW output planes; fp32, no residual)
+    int trans_out;              // C[n * ldc + m] (NCHW output planes; fp32; a residual has C's layout)
     int geglu;                  // column blocks of 32 are [value 16 | gate 16]: writes value * gelu(gate)
                                 // to column n / 2 (16 columns per block)
     int c_bf16;                 // C is bf16 (nearest even)
@@ -506,7 +506,12 @@ AVX_TARGET static void store_c(const float *cb, int npairs, int mrows, int ncols
                 for (int j = 0; j < jn; j++) {
                     const float b = bias ? bias[n0 + j0 + j] : 0.0f;
                     float *dst = C + (size_t)(n0 + j0 + j) * ldc + mb + r0;
-                    for (int r = 0; r < rn; r++) dst[r] = blkp[r * 32 + j] + b;
+                    if (e->res) {
+                        const float *rs = e->res + (size_t)(n0 + j0 + j) * e->ldr + mb + r0;
+                        for (int r = 0; r < rn; r++) dst[r] = (blkp[r * 32 + j] + b) + rs[r];
+                    } else {
+                        for (int r = 0; r < rn; r++) dst[r] = blkp[r * 32 + j] + b;
+                    }
                 }
             }
         }
@@ -634,7 +639,7 @@ void sdf_bf16_gemm_ex(int tier, const void *A, int a_dtype, int lda, const uint1
 
 void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, int kw, int stride,
                         int pad_top, int pad_left, int Ho, int Wo, const uint16_t *packedB, int O,
-                        const float *bias, float *y, int p_begin, int p_end, int n_begin, int n_end) {
+                        const float *bias, const float *res, float *y, int p_begin, int p_end, int n_begin, int n_end) {
     const int hw = sdf_bf16_hw_tier();
     if (tier > hw) tier = hw;
     const int P = Ho * Wo, K = C * kh * kw;
@@ -644,7 +649,7 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
     if (n_end > O) n_end = O;
     if (p_begin >= p_end || n_begin >= n_end || tier <= 0 || K <= 0 || (n_begin % 16) != 0) return;
     conv_src cs = { xt, H, W, C, kh, kw, stride, pad_top, pad_left, Wo };
-    const epi_t e = { bias, NULL, 0, 1, 0, 0 };
+    const epi_t e = { bias, res, P, 1, 0, 0 };
     gemm_blocked(tier, NULL, 0, 0, &cs, packedB, y, P, K, &e, n_begin, n_end, p_begin, p_end);
 }
 
@@ -745,7 +750,7 @@ AMX_TARGET static void amx_conv_block(const uint16_t *a0, const uint16_t *a1, lo
 }
 
 int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, int Ho, int Wo,
-                         const uint16_t *packedB, int O, const float *bias, float *y, int p_begin, int p_end) {
+                         const uint16_t *packedB, int O, const float *bias, const float *res, float *y, int p_begin, int p_end) {
     const int P = Ho * Wo, K = C * kh * kw;
     if (sdf_bf16_hw_tier() < 2 || C % 32 != 0 || Wo % 16 != 0 || K <= 0) return 0;
     if (p_begin < 0) p_begin = 0;
@@ -786,7 +791,7 @@ int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, in
                 }
             }
         }
-        const epi_t e = { bias, NULL, 0, 1, 0, 0 };
+        const epi_t e = { bias, res, P, 1, 0, 0 };
         store_c(cb, npairs, mrows, O, y, P, mb, 0, &e);
     }
     free(koff);

@@ -82,12 +82,14 @@ public struct Conv2d: Sendable {
     /// self(norm(x, silu: silu)). In bf16 mode (no LoRA paths) the normalisation (+ SiLU) is applied
     /// while the convolution makes its bf16 copy of the input: the normalised fp32 tensor is never
     /// written (the same values either way).
-    func callAsFunction(_ x: Tensor, normalizedBy norm: GroupNorm, silu: Bool) throws -> Tensor {
-        guard fusesInput else { return try self(norm(x, silu: silu)) }
+    /// `residual`: added to the result (`Ops.add(residual, y)`); in bf16 mode without LoRA paths, in
+    /// the convolution's store.
+    func callAsFunction(_ x: Tensor, normalizedBy norm: GroupNorm, silu: Bool, residual: Tensor? = nil) throws -> Tensor {
+        guard fusesInput else { return try run(norm(x, silu: silu), .identity, residual: residual) }
         let affine = try Profiler.measure("groupnorm") {
             try Ops.groupNormAffine(x, groups: norm.groups, weight: norm.weight, bias: norm.bias, eps: norm.eps)
         }
-        return try run(x, ConvInputTransform(affine: affine, silu: silu))
+        return try run(x, ConvInputTransform(affine: affine, silu: silu), residual: residual)
     }
 
     /// self(upsampleNearest2x(x)); in bf16 mode without LoRA paths the upsampled tensor is never written.
@@ -103,11 +105,12 @@ public struct Conv2d: Sendable {
     /// Off with `SDFLOW_FUSE_CONV_INPUT=0` (kept for A/B measurements).
     static let inputFusion = ProcessInfo.processInfo.environment["SDFLOW_FUSE_CONV_INPUT"] != "0"
 
-    private func run(_ x: Tensor, _ transform: ConvInputTransform) throws -> Tensor {
+    private func run(_ x: Tensor, _ transform: ConvInputTransform, residual: Tensor? = nil) throws -> Tensor {
         let bf16 = lowPrecision && ComputePrecision.useBF16 && weight.rank == 4
+        let fusedResidual = bf16 && loras.isEmpty && Conv2d.inputFusion ? residual : nil
         var y = try Profiler.measure((weight.shape.count == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") + (bf16 ? " bf16" : "")) {
             bf16 ? try Ops.conv2dBF16(x, weight: packed.get(weight), kernel: (weight.shape[2], weight.shape[3]), bias: bias,
-                                      stride: stride, padding: padding, input: transform)
+                                      stride: stride, padding: padding, input: transform, residual: fusedResidual)
                  : try Ops.conv2d(Ops.applyConvInputTransform(x, transform), weight: weight, bias: bias, stride: stride, padding: padding)
         }
         FlopCounter.add(2 * Double(y.count) * Double(weight.count / max(1, weight.shape[0])))
@@ -118,6 +121,7 @@ public struct Conv2d: Sendable {
             let u = try Ops.conv2d(d, weight: up)
             y = try Ops.add(y, Ops.mul(u, scalar: p.scale))
         }
+        if let residual, fusedResidual == nil { y = try Profiler.measure("add") { try Ops.add(residual, y) } }
         return y
     }
 }

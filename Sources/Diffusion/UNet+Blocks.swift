@@ -24,9 +24,8 @@ struct ResnetBlock {
             let t = try timeProj(embSilu)
             h = try Profiler.measure("add") { try Ops.add(h, t.reshaped([t.shape[0], t.shape[1], 1, 1])) }
         }
-        h = try conv2(h, normalizedBy: norm2, silu: true)
         let s = try shortcut.map { try $0(x) } ?? x
-        return try Profiler.measure("add") { try Ops.add(s, h) }
+        return try conv2(h, normalizedBy: norm2, silu: true, residual: s)
     }
 }
 

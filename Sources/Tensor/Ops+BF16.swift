@@ -137,10 +137,12 @@ extension Ops {
     /// upsampling; see `ConvInputTransform`). On the direct AMX path it is applied while the bf16 copy
     /// is made, so the transformed fp32 tensor is never written; elsewhere it is materialised first
     /// (`applyConvInputTransform`). Either way the result equals convolving the materialised input.
+    /// `residual`: a tensor of the output's shape added in the GEMM's store ((conv + bias) + residual,
+    /// the same sum as `Ops.add(residual, y)`), so no separate pass or output tensor.
     public static func conv2dBF16(_ x: Tensor, weight: PackedBF16Weight, kernel: (Int, Int), bias: Tensor?,
                                   stride: Int = 1, padding: Padding2D = .zero,
                                   maxColumnFloats: Int = bf16ConvChunkFloats,
-                                  input: ConvInputTransform = .identity) throws -> Tensor {
+                                  input: ConvInputTransform = .identity, residual: Tensor? = nil) throws -> Tensor {
         let op = "conv2dBF16"
         guard x.rank == 4 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, H, W], got \(x.shape)") }
         let (kh, kw) = kernel
@@ -156,17 +158,24 @@ extension Ops {
         if let a = input.affine, a.scale.count != nImg * c || a.shift.count != nImg * c {
             throw TensorError.shapeMismatch(op: op, detail: "input transform has \(a.scale.count) / \(a.shift.count) coefficients for \(nImg * c) (image, channel) pairs")
         }
+        if let residual {
+            let (_, _, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
+            guard residual.shape == [nImg, o, ho, wo] else {
+                throw TensorError.shapeMismatch(op: op, detail: "residual \(residual.shape) does not match the output [\(nImg), \(o), \(ho), \(wo)]")
+            }
+        }
         let tier = BF16Backend.tier
         if !input.isIdentity {
             let (_, _, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
             if !(tier == 2 && weight.packedPointer != nil && stride == 1 && c % 32 == 0 && wo % 16 == 0 && ho > 0) {
                 return try conv2dBF16(applyConvInputTransform(x, input), weight: weight, kernel: kernel, bias: bias,
-                                      stride: stride, padding: padding, maxColumnFloats: maxColumnFloats)
+                                      stride: stride, padding: padding, maxColumnFloats: maxColumnFloats, residual: residual)
             }
         }
         guard tier > 0, let packed = weight.packedPointer else {
             let w4 = weight.source.rank == 4 ? weight.source : try weight.source.reshaped([o, c, kh, kw])
-            return try conv2d(x, weight: w4, bias: bias, stride: stride, padding: padding)
+            let y = try conv2d(x, weight: w4, bias: bias, stride: stride, padding: padding)
+            return try residual.map { try add($0, y) } ?? y
         }
         let (hp, wp, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
         let b = try vector(bias, count: o, op, "bias")
@@ -176,6 +185,8 @@ extension Ops {
         let hwo = ho * wo, hw = sh * sw, ck = c * kh * kw
         guard hwo <= Int(Int32.max), ck <= Int(Int32.max) / 2 else { throw TensorError.tooLarge(op: op, detail: "\(x.shape)") }
         let yp = y.f32MutablePointer, xp = xf.f32Pointer, bp = b?.f32Pointer
+        let rf = try residual.map { try floatInput($0, op, "residual") }
+        let rp = rf?.f32Pointer
         // Work items: bands of output pixels of one image, `cores` per image or more when a band would
         // exceed maxColumnFloats / K pixels (tests use small values to exercise many bands).
         let cores = Parallel.cores
@@ -208,37 +219,37 @@ extension Ops {
                     } ?? convertBands(xi, c: c, sh: sh, sw: sw, up: up, scale: nil, shift: nil, silu: false,
                                       padding: padding, hp: hp, wp: wp, rowsPerBand: rowsPerBand, into: xpad)
                     if !converted { ok = false; break }
-                    let yi = yp + img * o * hwo
+                    let yi = yp + img * o * hwo, ri = rp.map { $0 + img * o * hwo }
                     ok = Parallel.forEachAll(nb) { band in
                         let p0 = band * bandPix, p1 = min(hwo, p0 + bandPix)
                         return sdf_bf16_conv_direct(xpad, Int32(wp), Int32(c), Int32(kh), Int32(kw), Int32(ho), Int32(wo),
-                                                    packed, Int32(o), bp, yi, Int32(p0), Int32(p1)) != 0
+                                                    packed, Int32(o), bp, ri, yi, Int32(p0), Int32(p1)) != 0
                     }
                 }
             }
             if ok {
-                withExtendedLifetime((xf, b, weight)) {}
+                withExtendedLifetime((xf, b, weight, rf)) {}
                 return y
             }
             if !input.isIdentity {
                 return try conv2dBF16(applyConvInputTransform(x, input), weight: weight, kernel: kernel, bias: bias,
-                                      stride: stride, padding: padding, maxColumnFloats: maxColumnFloats)
+                                      stride: stride, padding: padding, maxColumnFloats: maxColumnFloats, residual: residual)
             }
         }
         try ScratchPool.shared.withFloats(hw * c) { xt in
             for img in 0..<nImg {
                 // NHWC copy of this image: xt[p, c] = x[c, p].
                 transposeBlocked(xp + img * c * hw, rows: c, cols: hw, ld: hw, into: xt, ldOut: c)
-                let yi = yp + img * o * hwo
+                let yi = yp + img * o * hwo, ri = rp.map { $0 + img * o * hwo }
                 Parallel.forEach(bandsPerImage) { band in
                     let p0 = band * pix, p1 = min(hwo, p0 + pix)
                     sdf_bf16_conv_gemm(t32, xt, Int32(h), Int32(w), Int32(c), Int32(kh), Int32(kw), Int32(stride),
                                        Int32(padding.top), Int32(padding.left), Int32(ho), Int32(wo), packed, Int32(o),
-                                       bp, yi, Int32(p0), Int32(p1), 0, Int32(o))
+                                       bp, ri, yi, Int32(p0), Int32(p1), 0, Int32(o))
                 }
             }
         }
-        withExtendedLifetime((xf, b, weight)) {}
+        withExtendedLifetime((xf, b, weight, rf)) {}
         return y
     }
 

@@ -272,6 +272,30 @@ func rms(_ t: Tensor) -> Float {
         #expect(plain.shape != transformed.shape || plain.toFloats() != transformed.toFloats())
     }
 
+    // A residual added in the conv's store: the same bits as Ops.add(residual, conv) on the direct
+    // path, the implicit-GEMM path (stride 2, C % 32 != 0), with an input transform, and at tier 0.
+    @Test func conv2dResidualMatchesSeparateAdd() throws {
+        for (n, c, h, w, o, stride, up) in [(2, 32, 6, 16, 40, 1, false), (1, 20, 9, 11, 17, 2, false), (1, 32, 4, 8, 24, 1, true)] {
+            let x = bf16Random([n, c, h, w], seed: 21, scale: 2)
+            let packed = try PackedBF16Weight(bf16Random([o, c, 3, 3], seed: 22, scale: 0.5))
+            let b = bf16Random([o], seed: 23)
+            let t = ConvInputTransform(upsample2x: up)
+            for tier in [0] + bf16Tiers {
+                try BF16Backend.withTier(tier) {
+                    let y = try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: b, stride: stride, padding: Padding2D(1), input: t)
+                    let r = bf16Random(y.shape, seed: 24, scale: 5)
+                    let fused = try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: b, stride: stride, padding: Padding2D(1),
+                                                   input: t, residual: r)
+                    expectIdentical(fused, try Ops.add(r, y), "residual \(c)x\(h)x\(w) stride \(stride) tier \(tier)")
+                    #expect(throws: TensorError.self) {
+                        try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: b, stride: stride, padding: Padding2D(1),
+                                           input: t, residual: try Tensor.zeros([n, o, 1, 1]))
+                    }
+                }
+            }
+        }
+    }
+
     @Test func conv2dInputTransformRejectsWrongCoefficientCount() throws {
         let packed = try PackedBF16Weight(bf16Random([4, 32, 3, 3], seed: 1))
         let t = ConvInputTransform(affine: ([Float](repeating: 1, count: 31), [Float](repeating: 0, count: 31)))

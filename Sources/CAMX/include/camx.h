@@ -58,11 +58,12 @@ void sdf_bf16_gemm_ex(int tier, const void *A, int a_dtype, int lda, const uint1
 /// (ky, kx, c) (N = O, K = kh * kw * C): for output pixels p in [p_begin, p_end) (p = oy * Wo + ox)
 /// and output channels o in [n_begin, n_end) (n_begin a multiple of 16) writes
 ///     y[o * Ho * Wo + p] = bias[o] + sum_{ky, kx, c} bf16(x[oy*stride - pad_top + ky, ox*stride - pad_left + kx, c]) * W[o, ky, kx, c]
-/// (zero outside the image), i.e. one image's NCHW output planes. The patches are gathered and
+/// (zero outside the image), i.e. one image's NCHW output planes, plus res[o * Ho * Wo + p] when res is
+/// not NULL (added last: (sum + bias) + res). The patches are gathered and
 /// converted to bf16 straight into the per-thread A buffer (no im2col matrix). tier >= 1 only.
 void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, int kw, int stride,
                         int pad_top, int pad_left, int Ho, int Wo, const uint16_t *packedB, int O,
-                        const float *bias, float *y, int p_begin, int p_end, int n_begin, int n_end);
+                        const float *bias, const float *res, float *y, int p_begin, int p_end, int n_begin, int n_end);
 
 /// Rows [row_begin, row_end) of a zero-bordered NHWC bf16 copy of one NCHW fp32 image x [C, H, W]:
 /// out is [Hp, Wp, C] with the image at rows pt.., columns pl.. (everything else zero).
@@ -77,11 +78,12 @@ int sdf_nchw_to_nhwc_bf16_pad_ex(const float *x, int C, int H, int W, int up, co
                                  int pt, int pl, int Hp, int Wp, uint16_t *out, int row_begin, int row_end);
 /// Stride-1 convolution on AMX reading A tiles straight from `xpad` (from sdf_nchw_to_nhwc_bf16_pad,
 /// Wp columns, C channels): output pixels [p_begin, p_end) (p = oy * Wo + ox, p_begin a multiple of
-/// 32), all O channels, written as NCHW planes y[o * Ho * Wo + p] (+ bias[o]). The weight is packed
+/// 32), all O channels, written as NCHW planes y[o * Ho * Wo + p] (+ bias[o], then + res[o * Ho * Wo + p]
+/// when res is not NULL). The weight is packed
 /// with K ordered (ky, kx, c). Needs tier 2, C % 32 == 0 and Wo % 16 == 0: returns 0 (and does
 /// nothing) otherwise, 1 when done.
 int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, int Ho, int Wo,
-                         const uint16_t *packedB, int O, const float *bias, float *y, int p_begin, int p_end);
+                         const uint16_t *packedB, int O, const float *bias, const float *res, float *y, int p_begin, int p_end);
 
 /// One block of scaled dot-product attention for one (batch, head), fused: S = Q K^T (bf16 operands,
 /// fp32 accumulation), P = exp(scale (S - rowmax)) rounded to bf16 (unnormalised), O = P V, then each
