@@ -497,22 +497,22 @@ AVX_TARGET static void store_c(const float *cb, int npairs, int mrows, int ncols
                                const epi_t *e) {
     const float *bias = e->bias;
     if (e->trans_out) {
+        // One output plane (column) at a time, its rows contiguous: 16 rows of a 32 x 32 block are a
+        // stride-32 gather from the (L2-resident) C buffer.
         float *C = (float *)Cv;
-        for (int j0 = 0; j0 < ncols; j0 += 32) {
-            const int jn = imin(32, ncols - j0);
-            for (int r0 = 0; r0 < mrows; r0 += 32) {
-                const int rn = imin(32, mrows - r0);
-                const float *blkp = cb + ((size_t)(r0 / 32) * npairs + j0 / 32) * 1024;
-                for (int j = 0; j < jn; j++) {
-                    const float b = bias ? bias[n0 + j0 + j] : 0.0f;
-                    float *dst = C + (size_t)(n0 + j0 + j) * ldc + mb + r0;
-                    if (e->res) {
-                        const float *rs = e->res + (size_t)(n0 + j0 + j) * e->ldr + mb + r0;
-                        for (int r = 0; r < rn; r++) dst[r] = (blkp[r * 32 + j] + b) + rs[r];
-                    } else {
-                        for (int r = 0; r < rn; r++) dst[r] = blkp[r * 32 + j] + b;
-                    }
-                }
+        const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32(32));
+        for (int j = 0; j < ncols; j++) {
+            const __m512 vb = _mm512_set1_ps(bias ? bias[n0 + j] : 0.0f);
+            float *dst = C + (size_t)(n0 + j) * ldc + mb;
+            const float *rs = e->res ? e->res + (size_t)(n0 + j) * e->ldr + mb : NULL;
+            const float *col = cb + (size_t)(j / 32) * 1024 + j % 32;
+            for (int r = 0; r < mrows; r += 16) {
+                const __mmask16 m = (__mmask16)(mrows - r >= 16 ? 0xffff : ((1u << (mrows - r)) - 1));
+                const float *src = col + (size_t)(r / 32) * npairs * 1024 + (r % 32) * 32;
+                __m512 v = _mm512_add_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, src, 4), vb);
+                if (rs) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, rs + r));
+                _mm512_mask_storeu_ps(dst + r, m, v);
             }
         }
         return;
@@ -660,12 +660,48 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
 
 
 // cn (<= 16) channels of one source row (channel j at x + j * stride, W pixels) into NHWC bf16:
-// pixel sx goes to dst[(sx * up + u) * ldp + j] for u < up.
+// pixel sx goes to dst[(sx * up + u) * ldp + j] for u < up. With 16 channels, 16 pixels at a time by
+// an in-register transpose (channel pairs interleaved into 32-bit words, then 4 x 4 word transposes
+// in each 128-bit lane); the rest by gathers.
 AVX_TARGET static void nhwc_block_bf16(const float *x, int cn, int stride, int W, int up, int ldp, uint16_t *dst) {
+    int sx = 0;
+    if (cn == 16) {
+        static const int base[4] = { 0, 8, 4, 12 };   // first pixel of 128-bit lane l of a pair word vector
+        for (; sx + 16 <= W; sx += 16) {
+            __m512i r[8];
+            for (int k = 0; k < 8; k++) {
+                const __m256i z0 = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + (size_t)(2 * k) * stride + sx));
+                const __m256i z1 = (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + (size_t)(2 * k + 1) * stride + sx));
+                // lanes: pixels 0-3, 8-11 (lo), 4-7, 12-15 (hi); word = channel 2k | channel 2k+1 << 16
+                r[k] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_unpacklo_epi16(z0, z1)), _mm256_unpackhi_epi16(z0, z1), 1);
+            }
+            __m512i u[8];
+            for (int g = 0; g < 2; g++) {
+                const __m512i *q = r + 4 * g;
+                const __m512i t0 = _mm512_unpacklo_epi32(q[0], q[1]), t1 = _mm512_unpackhi_epi32(q[0], q[1]);
+                const __m512i t2 = _mm512_unpacklo_epi32(q[2], q[3]), t3 = _mm512_unpackhi_epi32(q[2], q[3]);
+                u[4 * g + 0] = _mm512_unpacklo_epi64(t0, t2); u[4 * g + 1] = _mm512_unpackhi_epi64(t0, t2);
+                u[4 * g + 2] = _mm512_unpacklo_epi64(t1, t3); u[4 * g + 3] = _mm512_unpackhi_epi64(t1, t3);
+            }
+            // Lane l of u[i] (u[i + 4]): channels 0-7 (8-15) of pixel base[l] + i.
+            for (int i = 0; i < 4; i++) {
+                __m128i lo[4], hi[4];
+                lo[0] = _mm512_castsi512_si128(u[i]); hi[0] = _mm512_castsi512_si128(u[i + 4]);
+                lo[1] = _mm512_extracti32x4_epi32(u[i], 1); hi[1] = _mm512_extracti32x4_epi32(u[i + 4], 1);
+                lo[2] = _mm512_extracti32x4_epi32(u[i], 2); hi[2] = _mm512_extracti32x4_epi32(u[i + 4], 2);
+                lo[3] = _mm512_extracti32x4_epi32(u[i], 3); hi[3] = _mm512_extracti32x4_epi32(u[i + 4], 3);
+                for (int l = 0; l < 4; l++) {
+                    const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(lo[l]), hi[l], 1);
+                    uint16_t *d = dst + (size_t)(sx + base[l] + i) * up * ldp;
+                    for (int uu = 0; uu < up; uu++) _mm256_storeu_si256((__m256i *)(d + (size_t)uu * ldp), v);
+                }
+            }
+        }
+    }
     const __m512i lanes = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
                                              _mm512_set1_epi32(stride));
     const __mmask16 m = (__mmask16)(cn >= 16 ? 0xffff : ((1u << cn) - 1));
-    for (int sx = 0; sx < W; sx++) {
+    for (; sx < W; sx++) {
         const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, lanes, x + sx, 4));
         for (int u = 0; u < up; u++) _mm256_mask_storeu_epi16(dst + ((size_t)sx * up + u) * ldp, m, v);
     }

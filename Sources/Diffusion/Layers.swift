@@ -98,6 +98,10 @@ public struct Conv2d: Sendable {
         return try run(x, ConvInputTransform(upsample2x: true))
     }
 
+    /// Whether a residual passed to `callAsFunction(_:normalizedBy:silu:residual:)` is added in the
+    /// convolution's store (bf16 mode, no LoRA paths) rather than by a separate `Ops.add`.
+    var fusesResidual: Bool { fusesInput }
+
     private var fusesInput: Bool {
         Conv2d.inputFusion && lowPrecision && ComputePrecision.useBF16 && weight.rank == 4 && loras.isEmpty
     }

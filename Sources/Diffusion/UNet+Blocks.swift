@@ -18,14 +18,20 @@ struct ResnetBlock {
     }
 
     /// `embSilu`: SiLU(time embedding) [B, T], shared by every block.
+    /// In bf16 mode conv2 adds the shortcut in its store, so the shortcut is computed first (before
+    /// conv1's output exists, which keeps the peak where the separate add had it); in fp32 it is
+    /// computed after conv2 and added by `Ops.add` as before.
     func callAsFunction(_ x: Tensor, _ embSilu: Tensor?) throws -> Tensor {
+        let early = conv2.fusesResidual ? try shortcut.map { try $0(x) } ?? x : nil
         var h = try conv1(x, normalizedBy: norm1, silu: true)
         if let timeProj, let embSilu {
             let t = try timeProj(embSilu)
             h = try Profiler.measure("add") { try Ops.add(h, t.reshaped([t.shape[0], t.shape[1], 1, 1])) }
         }
+        if let early { return try conv2(h, normalizedBy: norm2, silu: true, residual: early) }
+        h = try conv2(h, normalizedBy: norm2, silu: true)
         let s = try shortcut.map { try $0(x) } ?? x
-        return try conv2(h, normalizedBy: norm2, silu: true, residual: s)
+        return try Profiler.measure("add") { try Ops.add(s, h) }
     }
 }
 
