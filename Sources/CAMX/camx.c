@@ -658,7 +658,6 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
 // image, 16 consecutive output pixels of one row per tile (row stride C * 2 bytes), so there is no
 // im2col and no A packing; K is ordered (ky, kx, c) in chunks of 32 channels.
 
-
 // cn (<= 16) channels of one source row (channel j at x + j * stride, W pixels) into NHWC bf16:
 // pixel sx goes to dst[(sx * up + u) * ldp + j] for u < up. With 16 channels, 16 pixels at a time by
 // an in-register transpose (channel pairs interleaved into 32-bit words, then 4 x 4 word transposes
@@ -718,8 +717,8 @@ int sdf_nchw_to_nhwc_bf16_pad_ex(const float *x, int C, int H, int W, int up, co
     if (up < 1) return 0;
     if (row_end > Hp) row_end = Hp;
     const int Hl = H * up, Wl = W * up;
-    // 16 source rows are staged in L1/L2 with a padded stride before the gathers: gathering straight
-    // from the planes (a power-of-two stride for power-of-two images) puts all 16 lanes in one L1 set.
+    // 16 source rows (transformed, or copied) are staged with a padded stride: they are read back 16
+    // pixels at a time by nhwc_block_bf16, and power-of-two strides would put all 16 rows in one L1 set.
     const int ldt = W + 16;
     tl_rows = (float *)grow(tl_rows, &tl_rows_cap, (size_t)16 * ldt * 4);
     if (!tl_rows) return 0;
@@ -745,11 +744,6 @@ int sdf_nchw_to_nhwc_bf16_pad_ex(const float *x, int C, int H, int W, int up, co
         }
     }
     return 1;
-}
-
-void sdf_nchw_to_nhwc_bf16_pad(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp,
-                               uint16_t *out, int row_begin, int row_end) {
-    (void)sdf_nchw_to_nhwc_bf16_pad_ex(x, C, H, W, 1, NULL, NULL, 0, pt, pl, Hp, Wp, out, row_begin, row_end);
 }
 
 // 32 pixels (two tiles of 16, A addresses a0 / a1, row stride lda_b bytes) x 32 (or 16) output

@@ -98,11 +98,9 @@ public struct Conv2d: Sendable {
         return try run(x, ConvInputTransform(upsample2x: true))
     }
 
-    /// Whether a residual passed to `callAsFunction(_:normalizedBy:silu:residual:)` is added in the
-    /// convolution's store (bf16 mode, no LoRA paths) rather than by a separate `Ops.add`.
-    var fusesResidual: Bool { fusesInput }
-
-    private var fusesInput: Bool {
+    /// Whether input transforms and a residual passed to `callAsFunction(_:normalizedBy:silu:residual:)`
+    /// are applied inside the bf16 convolution (bf16 mode, no LoRA paths) rather than by separate ops.
+    var fusesInput: Bool {
         Conv2d.inputFusion && lowPrecision && ComputePrecision.useBF16 && weight.rank == 4 && loras.isEmpty
     }
 
@@ -111,7 +109,7 @@ public struct Conv2d: Sendable {
 
     private func run(_ x: Tensor, _ transform: ConvInputTransform, residual: Tensor? = nil) throws -> Tensor {
         let bf16 = lowPrecision && ComputePrecision.useBF16 && weight.rank == 4
-        let fusedResidual = bf16 && loras.isEmpty && Conv2d.inputFusion ? residual : nil
+        let fusedResidual = fusesInput ? residual : nil
         var y = try Profiler.measure((weight.shape.count == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") + (bf16 ? " bf16" : "")) {
             bf16 ? try Ops.conv2dBF16(x, weight: packed.get(weight), kernel: (weight.shape[2], weight.shape[3]), bias: bias,
                                       stride: stride, padding: padding, input: transform, residual: fusedResidual)

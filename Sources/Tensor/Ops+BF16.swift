@@ -158,15 +158,14 @@ extension Ops {
         if let a = input.affine, a.scale.count != nImg * c || a.shift.count != nImg * c {
             throw TensorError.shapeMismatch(op: op, detail: "input transform has \(a.scale.count) / \(a.shift.count) coefficients for \(nImg * c) (image, channel) pairs")
         }
+        let (hp, wp, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
         if let residual {
-            let (_, _, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
             guard residual.shape == [nImg, o, ho, wo] else {
                 throw TensorError.shapeMismatch(op: op, detail: "residual \(residual.shape) does not match the output [\(nImg), \(o), \(ho), \(wo)]")
             }
         }
         let tier = BF16Backend.tier
         if !input.isIdentity {
-            let (_, _, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
             if !(tier == 2 && weight.packedPointer != nil && stride == 1 && c % 32 == 0 && wo % 16 == 0 && ho > 0) {
                 return try conv2dBF16(applyConvInputTransform(x, input), weight: weight, kernel: kernel, bias: bias,
                                       stride: stride, padding: padding, maxColumnFloats: maxColumnFloats, residual: residual)
@@ -177,7 +176,6 @@ extension Ops {
             let y = try conv2d(x, weight: w4, bias: bias, stride: stride, padding: padding)
             return try residual.map { try add($0, y) } ?? y
         }
-        let (hp, wp, ho, wo) = try convOutputSize(op, h: h, w: w, kh: kh, kw: kw, stride: stride, padding: padding)
         let b = try vector(bias, count: o, op, "bias")
         let xf = try floatInput(x, op, "input")
         let y = try Tensor.uninitialized([nImg, o, ho, wo], dtype: .f32)

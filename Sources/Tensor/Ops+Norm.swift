@@ -12,35 +12,11 @@ extension Ops {
     /// a = weight * rstd, b = bias - mean * a. Parallel over (sample, group) pairs.
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
                                  silu: Bool = false) throws -> Tensor {
-        let op = "groupNorm"
-        guard x.rank >= 2 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, ...], got \(x.shape)") }
-        let n = x.shape[0], c = x.shape[1]
-        guard groups > 0, c % groups == 0 else {
-            throw TensorError.invalidArgument(op: op, detail: "\(c) channels not divisible into \(groups) groups")
-        }
-        let g = try vector(weight, count: c, op, "weight"), b = try vector(bias, count: c, op, "bias")
-        let xf = try floatInput(x, op, "input")
         let y = try Tensor.uninitialized(x.shape, dtype: .f32)
-        let spatial = x.count / max(n * c, 1)
-        let cpg = c / groups
-        let groupSize = cpg * spatial
-        if y.count == 0 { return y }
-        let xp = xf.f32Pointer, yp = y.f32MutablePointer
-        let gp = g?.f32Pointer, bp = b?.f32Pointer
+        let yp = y.f32MutablePointer
         let useSilu: Int32 = silu ? 1 : 0
-        Parallel.forEach(n * groups) { task in
-            let img = task / groups, grp = task % groups
-            let base = (img * c + grp * cpg) * spatial
-            var md = 0.0, vd = 0.0
-            sdf_mean_var(xp + base, groupSize, &md, &vd)
-            let mean = Float(md), variance = Float(vd)
-            let rstd = 1 / (variance + eps).squareRoot()
-            for j in 0..<cpg {
-                let ch = grp * cpg + j
-                let a = (gp?[ch] ?? 1) * rstd
-                let sh = (bp?[ch] ?? 0) - mean * a
-                sdf_scale_shift(xp + base + j * spatial, yp + base + j * spatial, spatial, a, sh, useSilu)
-            }
+        try groupNormPlanes(x, groups: groups, weight: weight, bias: bias, eps: eps) { xp, plane, spatial, a, sh in
+            sdf_scale_shift(xp + plane * spatial, yp + plane * spatial, spatial, a, sh, useSilu)
         }
         return y
     }
@@ -50,6 +26,26 @@ extension Ops {
     /// applies them with `sdf_scale_shift` reproduces `groupNorm`'s output bit for bit).
     public static func groupNormAffine(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?,
                                        eps: Float) throws -> (scale: [Float], shift: [Float]) {
+        let count = x.rank >= 2 ? x.shape[0] * x.shape[1] : 0
+        var scale = [Float](repeating: 1, count: count), shift = [Float](repeating: 0, count: count)
+        try scale.withUnsafeMutableBufferPointer { sc in
+            try shift.withUnsafeMutableBufferPointer { sf in
+                let scp = sc.baseAddress, sfp = sf.baseAddress
+                try groupNormPlanes(x, groups: groups, weight: weight, bias: bias, eps: eps) { _, plane, _, a, sh in
+                    scp![plane] = a
+                    sfp![plane] = sh
+                }
+            }
+        }
+        return (scale, shift)
+    }
+
+    /// The part `groupNorm` and `groupNormAffine` share: checks the arguments, then per (sample, group)
+    /// on all cores computes the statistics and calls `channel(xp, plane, spatial, a, shift)` for each
+    /// of the group's channels (plane = sample * C + channel, starting at xp + plane * spatial), while
+    /// the group is still in cache; not called when x is empty.
+    private static func groupNormPlanes(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
+                                        _ channel: (UnsafePointer<Float>, Int, Int, Float, Float) -> Void) throws {
         let op = "groupNorm"
         guard x.rank >= 2 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, ...], got \(x.shape)") }
         let n = x.shape[0], c = x.shape[1]
@@ -58,33 +54,25 @@ extension Ops {
         }
         let g = try vector(weight, count: c, op, "weight"), b = try vector(bias, count: c, op, "bias")
         let xf = try floatInput(x, op, "input")
+        if x.count == 0 { return }
         let spatial = x.count / max(n * c, 1)
         let cpg = c / groups
-        var scale = [Float](repeating: 1, count: n * c), shift = [Float](repeating: 0, count: n * c)
-        if x.count == 0 { return (scale, shift) }
         let xp = xf.f32Pointer
         let gp = g?.f32Pointer, bp = b?.f32Pointer
-        scale.withUnsafeMutableBufferPointer { sc in
-            shift.withUnsafeMutableBufferPointer { sf in
-                let scp = sc.baseAddress!, sfp = sf.baseAddress!
-                Parallel.forEach(n * groups) { task in
-                    let img = task / groups, grp = task % groups
-                    let base = (img * c + grp * cpg) * spatial
-                    var md = 0.0, vd = 0.0
-                    sdf_mean_var(xp + base, cpg * spatial, &md, &vd)
-                    let mean = Float(md), variance = Float(vd)
-                    let rstd = 1 / (variance + eps).squareRoot()
-                    for j in 0..<cpg {
-                        let ch = grp * cpg + j
-                        let a = (gp?[ch] ?? 1) * rstd
-                        scp[img * c + ch] = a
-                        sfp[img * c + ch] = (bp?[ch] ?? 0) - mean * a
-                    }
-                }
+        Parallel.forEach(n * groups) { task in
+            let img = task / groups, grp = task % groups
+            let base = (img * c + grp * cpg) * spatial
+            var md = 0.0, vd = 0.0
+            sdf_mean_var(xp + base, cpg * spatial, &md, &vd)
+            let mean = Float(md), variance = Float(vd)
+            let rstd = 1 / (variance + eps).squareRoot()
+            for j in 0..<cpg {
+                let ch = grp * cpg + j
+                let a = (gp?[ch] ?? 1) * rstd
+                channel(xp, img * c + ch, spatial, a, (bp?[ch] ?? 0) - mean * a)
             }
         }
         withExtendedLifetime((xf, g, b)) {}
-        return (scale, shift)
     }
 
     /// `torch.nn.functional.layer_norm(x, [D], weight, bias, eps)` over the last dimension D.

@@ -65,18 +65,16 @@ void sdf_bf16_conv_gemm(int tier, const float *xt, int H, int W, int C, int kh, 
                         int pad_top, int pad_left, int Ho, int Wo, const uint16_t *packedB, int O,
                         const float *bias, const float *res, float *y, int p_begin, int p_end, int n_begin, int n_end);
 
-/// Rows [row_begin, row_end) of a zero-bordered NHWC bf16 copy of one NCHW fp32 image x [C, H, W]:
-/// out is [Hp, Wp, C] with the image at rows pt.., columns pl.. (everything else zero).
-void sdf_nchw_to_nhwc_bf16_pad(const float *x, int C, int H, int W, int pt, int pl, int Hp, int Wp,
-                               uint16_t *out, int row_begin, int row_end);
-/// The same copy of a transformed image: the logical input is [C, H * up, W * up] with
-/// L[c, iy, ix] = f(x[c, iy / up, ix / up]) (nearest-neighbour upsampling by `up` >= 1), f the
-/// identity or, with `a` non-NULL, what sdf_scale_shift(v, a[c], b[c], silu) computes (a GroupNorm's
-/// affine form, optionally followed by SiLU), bit for bit. pt / pl / Hp / Wp refer to the logical
-/// size. Returns 0 if scratch could not be allocated or up < 1 (nothing is then guaranteed written).
+/// Rows [row_begin, row_end) of a zero-bordered NHWC bf16 copy of one transformed NCHW fp32 image
+/// x [C, H, W]: out is [Hp, Wp, C] with the logical input [C, H * up, W * up] at rows pt.., columns
+/// pl.. (everything else zero), L[c, iy, ix] = f(x[c, iy / up, ix / up]) (nearest-neighbour
+/// upsampling by `up` >= 1), f the identity or, with `a` non-NULL, what sdf_scale_shift(v, a[c], b[c],
+/// silu) computes (a GroupNorm's affine form, optionally followed by SiLU), bit for bit. pt / pl / Hp /
+/// Wp refer to the logical size. Returns 0 if scratch could not be allocated or up < 1 (nothing is
+/// then guaranteed written).
 int sdf_nchw_to_nhwc_bf16_pad_ex(const float *x, int C, int H, int W, int up, const float *a, const float *b, int silu,
                                  int pt, int pl, int Hp, int Wp, uint16_t *out, int row_begin, int row_end);
-/// Stride-1 convolution on AMX reading A tiles straight from `xpad` (from sdf_nchw_to_nhwc_bf16_pad,
+/// Stride-1 convolution on AMX reading A tiles straight from `xpad` (from sdf_nchw_to_nhwc_bf16_pad_ex,
 /// Wp columns, C channels): output pixels [p_begin, p_end) (p = oy * Wo + ox, p_begin a multiple of
 /// 32), all O channels, written as NCHW planes y[o * Ho * Wo + p] (+ bias[o], then + res[o * Ho * Wo + p]
 /// when res is not NULL). The weight is packed
