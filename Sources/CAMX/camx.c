@@ -16,6 +16,13 @@
 // outer slice (the buffer is then 256 x 256 fp32, L2; a row-wide buffer for N = 10240 was 10 MiB and
 // cost ~25% on the GEGLU projections), else once per row block. Writing a block's C out in slices
 // between the next block's micro-kernel calls (to overlap its memory traffic) measured 10-15% slower.
+// AVX work placed between micro-kernel calls does not overlap with the AMX work on this machine
+// (single core, interleaved harness): prefetching C's destination lines for writing during the
+// compute cut the store pass from ~10% to ~5% of the GEMM time but slowed the compute part by as
+// much; a software-pipelined attention (the softmax of one 32-row strip between the QK^T / PV
+// micro-kernel calls of the next) took 1.07-1.19x the time of the sequential one. Non-temporal C
+// stores halve the store pass, but then the next layer reads its input from memory instead of L3,
+// so they are not used. SDF_KB 512 / 1024 and SDF_MB 128 measured no better than 2048 / 256.
 // Packed A rows are padded by one cache line: power-of-two row strides put a tile's 16 rows into 2 L1
 // sets. The direct convolution (SDF_CONV_KC; 512, 1152 and the whole K measured the same) and the
 // attention's P V keep inner K slices of 256.
