@@ -38,8 +38,9 @@ extension Ops {
             return y
         }
         guard weight.dtype == .f16 || weight.dtype == .bf16 else { throw TensorError.unsupportedDType(op: op, dtype: weight.dtype) }
-        // f16/bf16 weight: widen a band of output features at a time (<= 1 Mi floats, 4 MiB, so the
-        // band is still in cache when sgemm packs it) and compute y[:, band] = x . band^T.
+        // f16/bf16 weight: widen a band of output features at a time (<= `weightBandFloats`; the
+        // default, 16 Mi floats, holds every SDXL linear in one band, so each linear is one sgemm
+        // call) and compute y[:, band] = x . band^T.
         let bandRows = max(16, min(outF, (weightBandFloats / inF) / 16 * 16))
         ScratchPool.shared.withFloats(bandRows * inF) { wf in
             var n0 = 0
