@@ -976,9 +976,9 @@ F32_TARGET static inline void f32_qk_8x32(const float *const *q, int d, const fl
 }
 
 // O[i, 0 .. 32) (+)= sum_{j in [j0, j1)} P[i, j] v[j, 0 .. 32) for 8 rows (row pointers as above);
-// columns of v past m0/m1 masked.
+// v: a zero-padded 32-column panel.
 F32_TARGET static inline void f32_pv_8x32(const float *const *P, int j0, int j1, const float *v, long ldv,
-                                          __mmask16 m0, __mmask16 m1, float *const *O, int init) {
+                                          float *const *O, int init) {
     __m512 a[8][2];
 #define PV_INIT(i) do { if (init) { a[i][0] = _mm512_setzero_ps(); a[i][1] = _mm512_setzero_ps(); } \
                         else { a[i][0] = _mm512_loadu_ps(O[i]); a[i][1] = _mm512_loadu_ps(O[i] + 16); } } while (0)
@@ -986,7 +986,7 @@ F32_TARGET static inline void f32_pv_8x32(const float *const *P, int j0, int j1,
 #undef PV_INIT
     const float *p0 = P[0], *p1 = P[1], *p2 = P[2], *p3 = P[3], *p4 = P[4], *p5 = P[5], *p6 = P[6], *p7 = P[7];
     for (int j = j0; j < j1; j++) {
-        const __m512 v0 = _mm512_maskz_loadu_ps(m0, v + (size_t)j * ldv), v1 = _mm512_maskz_loadu_ps(m1, v + (size_t)j * ldv + 16);
+        const __m512 v0 = _mm512_loadu_ps(v + (size_t)j * ldv), v1 = _mm512_loadu_ps(v + (size_t)j * ldv + 16);
         __m512 b;
         b = _mm512_set1_ps(p0[j]); a[0][0] = _mm512_fmadd_ps(b, v0, a[0][0]); a[0][1] = _mm512_fmadd_ps(b, v1, a[0][1]);
         b = _mm512_set1_ps(p1[j]); a[1][0] = _mm512_fmadd_ps(b, v0, a[1][0]); a[1][1] = _mm512_fmadd_ps(b, v1, a[1][1]);
@@ -1032,8 +1032,37 @@ static inline void row_group8(const float *in, int ldi, float *out, int ldo, flo
     }
 }
 
-int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *kt, int ldk, int lk,
-                      const float *v, int ldv, int dv, float *out, int ldo, float scale, int causal_i0) {
+size_t sdf_f32_attention_packed_floats(int lk, int d, int dv) {
+    if (lk <= 0 || d < 0 || dv < 0) return 0;
+    return (size_t)round_up(lk, 32) * d + (size_t)round_up(dv, 32) * lk;
+}
+
+void sdf_f32_attention_pack(const float *k, int ldk, const float *v, int ldv, int lk, int d, int dv, float *packed) {
+    if (lk <= 0) return;
+    float *kp = packed;
+    for (int j0 = 0; j0 < lk; j0 += 32) {
+        float *panel = kp + (size_t)(j0 / 32) * d * 32;
+        const int cn = imin(32, lk - j0);
+        for (int c = 0; c < cn; c++) {
+            const float *row = k + (size_t)(j0 + c) * ldk;
+            for (int t = 0; t < d; t++) panel[t * 32 + c] = row[t];
+        }
+        for (int c = cn; c < 32; c++)
+            for (int t = 0; t < d; t++) panel[t * 32 + c] = 0.0f;
+    }
+    float *vp = kp + (size_t)round_up(lk, 32) * d;
+    for (int c0 = 0; c0 < dv; c0 += 32) {
+        float *panel = vp + (size_t)(c0 / 32) * lk * 32;
+        const int cn = imin(32, dv - c0);
+        for (int j = 0; j < lk; j++) {
+            memcpy(panel + (size_t)j * 32, v + (size_t)j * ldv + c0, (size_t)cn * 4);
+            if (cn < 32) memset(panel + (size_t)j * 32 + cn, 0, (size_t)(32 - cn) * 4);
+        }
+    }
+}
+
+int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *packed, int lk, int dv,
+                      float *out, int ldo, float scale, int causal_i0) {
     if (sdf_bf16_hw_tier() < 1) return 0;
     if (rows <= 0 || lk <= 0 || dv <= 0) return 1;
     const int lds = round_up(lk, 32) + 16, dvp = round_up(dv, 32);
@@ -1041,41 +1070,30 @@ int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *kt,
     tl_f32s = (float *)grow(tl_f32s, &tl_f32s_cap, ((size_t)rows * lds + (size_t)rows * dvp + (size_t)lds) * 4);
     if (!tl_f32s) return 0;
     float *S = tl_f32s, *O = tl_f32s + (size_t)rows * lds, *scratch = O + (size_t)rows * dvp;
-    // S = Q K^T: 32-column slices of K^T (d x 32, L1) for all row groups.
-    float *kb = NULL;
+    // S = Q K^T: one contiguous 32-key panel of K^T (d x 32, L1) for all row groups.
     for (int j0 = 0; j0 < lk; j0 += 32) {
-        const float *kp = kt + j0;
-        long ldkk = ldk;
-        if (j0 + 32 > lk) {   // last partial slice: a zero-padded copy of its columns
-            kb = (float *)malloc((size_t)d * 32 * 4);
-            if (!kb) return 0;
-            for (int t = 0; t < d; t++)
-                for (int c = 0; c < 32; c++) kb[t * 32 + c] = j0 + c < lk ? kt[(size_t)t * ldk + j0 + c] : 0.0f;
-            kp = kb; ldkk = 32;
-        }
+        const float *kp = packed + (size_t)(j0 / 32) * d * 32;
         for (int i0 = 0; i0 < rows; i0 += 8) {
             const float *qr[8]; float *sr[8];
             row_group8(q, ldq, S + j0, lds, scratch, i0, rows, qr, sr);
-            f32_qk_8x32(qr, d, kp, ldkk, sr);
+            f32_qk_8x32(qr, d, kp, 32, sr);
         }
     }
-    free(kb);
     float sums[rows];
     for (int i = 0; i < rows; i++) {
         const int valid = causal_i0 >= 0 ? imin(lk, causal_i0 + i + 1) : lk;
         sums[i] = softmax_row_f32(S + (size_t)i * lds, valid, lk, scale);
     }
-    // O = P V: key chunks of 128 (V chunk <= 128 x 32 floats per column slice, L1).
+    // O = P V: key chunks of 128 of one 32-column V panel (16 KiB, L1).
+    const float *vpack = packed + (size_t)round_up(lk, 32) * d;
     for (int jc = 0; jc < lk; jc += 128) {
         const int je = imin(lk, jc + 128);
         for (int c0 = 0; c0 < dv; c0 += 32) {
-            const int cw = dv - c0;
-            const __mmask16 m0 = (__mmask16)(cw >= 16 ? 0xffff : ((1u << cw) - 1));
-            const __mmask16 m1 = (__mmask16)(cw >= 32 ? 0xffff : (cw <= 16 ? 0 : ((1u << (cw - 16)) - 1)));
+            const float *vp = vpack + (size_t)(c0 / 32) * lk * 32;
             for (int i0 = 0; i0 < rows; i0 += 8) {
                 const float *pr[8]; float *orow[8];
                 row_group8(S, lds, O + c0, dvp, scratch, i0, rows, pr, orow);
-                f32_pv_8x32(pr, jc, je, v + c0, ldv, m0, m1, orow, jc == 0);
+                f32_pv_8x32(pr, jc, je, vp, 32, orow, jc == 0);
             }
         }
     }

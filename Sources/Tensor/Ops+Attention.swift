@@ -89,21 +89,22 @@ extension Ops {
     /// Largest score block (queries x keys floats) per work item of the fused fp32 path (256 Ki).
     static let fusedScoreFloats = 1 << 18
 
-    /// The AVX-512 fused path (`sdf_f32_attention`): per (batch, head) K is transposed once into
-    /// [D, Lk]; work items are (batch, head, query block), each QK^T -> exp -> PV on one core with
+    /// The AVX-512 fused path (`sdf_f32_attention`): per (batch, head) K (transposed) and V are
+    /// packed once into contiguous 32-wide panels; work items are (batch, head, query block), each QK^T -> exp -> PV on one core with
     /// its score block (<= 1 MiB) in L2, probabilities unnormalised and output rows divided by the
     /// row sums. Returns false (the caller falls back) if a block's scratch could not be allocated.
     private static func fusedF32(_ qp: UnsafePointer<Float>, _ kp: UnsafePointer<Float>, _ vp: UnsafePointer<Float>,
                                  _ op_: UnsafeMutablePointer<Float>, bsz: Int, lq: Int, lk: Int, heads: Int, d: Int, dv: Int,
                                  scale s: Float, causal: Bool, maxScoreFloats: Int) -> Bool {
         let cq = heads * d, cv = heads * dv
-        // K^T rows padded by one cache line: a 32-column slice's d rows would otherwise share L1 sets.
-        let ldk = lk + 16
-        let kt = TensorStorage(byteCount: max(1, bsz * heads * d * ldk * 4))
-        let ktp = kt.base.assumingMemoryBound(to: Float.self)
+        // Per (batch, head): K^T in 32-key panels and V in 32-column panels (`sdf_f32_attention_pack`).
+        let per = sdf_f32_attention_packed_floats(Int32(lk), Int32(d), Int32(dv))
+        let packs = TensorStorage(byteCount: max(1, bsz * heads * per * 4))
+        let pp = packs.base.assumingMemoryBound(to: Float.self)
         Parallel.forEach(bsz * heads) { bh in
             let b = bh / heads, h = bh % heads
-            transposeBlocked(kp + b * lk * cq + h * d, rows: lk, cols: d, ld: cq, into: ktp + bh * d * ldk, ldOut: ldk)
+            sdf_f32_attention_pack(kp + b * lk * cq + h * d, Int32(cq), vp + b * lk * cv + h * dv, Int32(cv),
+                                   Int32(lk), Int32(d), Int32(dv), pp + bh * per)
         }
         let blockFloats = max(1, min(maxScoreFloats, fusedScoreFloats))
         var block = max(1, min(lq, blockFloats / max(lk, 1)))
@@ -115,11 +116,10 @@ extension Ops {
             let b = task / (blocksPerHead * heads)
             let rows = min(block, lq - i0)
             return sdf_f32_attention(qp + (b * lq + i0) * cq + h * d, Int32(cq), Int32(rows), Int32(d),
-                                  ktp + (b * heads + h) * d * ldk, Int32(ldk), Int32(lk),
-                                  vp + b * lk * cv + h * dv, Int32(cv), Int32(dv),
-                                  op_ + (b * lq + i0) * cv + h * dv, Int32(cv), s, causal ? Int32(i0) : -1) != 0
+                                     pp + (b * heads + h) * per, Int32(lk), Int32(dv),
+                                     op_ + (b * lq + i0) * cv + h * dv, Int32(cv), s, causal ? Int32(i0) : -1) != 0
         }
-        withExtendedLifetime(kt) {}
+        withExtendedLifetime(packs) {}
         return done
     }
 }

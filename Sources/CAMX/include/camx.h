@@ -95,12 +95,21 @@ int sdf_bf16_conv_direct(const uint16_t *xpad, int Wp, int C, int kh, int kw, in
 int sdf_bf16_attention(int tier, const float *q, int ldq, int rows, int d, const uint16_t *packedK, int lk,
                         const uint16_t *packedV, int dv, float *out, int ldo, float scale, int causal_i0);
 
-/// The fp32 twin of sdf_bf16_attention on AVX-512F (any tier >= 1): S = Q K^T with K given
-/// transposed (kt: d rows of lk floats, row stride ldk), P = exp(scale (S - rowmax)) in place (fp32),
-/// O = P V (v: lk rows of dv floats, row stride ldv), rows divided by their sums. Returns 0 when the
-/// CPU lacks AVX-512 (nothing done), 1 otherwise.
-int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *kt, int ldk, int lk,
-                      const float *v, int ldv, int dv, float *out, int ldo, float scale, int causal_i0);
+/// Floats of one head's K and V packed for sdf_f32_attention.
+size_t sdf_f32_attention_packed_floats(int lk, int d, int dv);
+
+/// Packs one head's K (lk rows of d floats, row stride ldk) and V (lk rows of dv floats, row stride
+/// ldv) for sdf_f32_attention: K transposed into contiguous 32-key panels (d x 32 floats each), then
+/// V in contiguous 32-column panels (lk x 32 floats each), both zero-padded. Each panel a kernel
+/// reads in its inner loop is contiguous: rows of K^T or V kilobytes apart put every step on another
+/// 4 KiB page, and those TLB misses cost a third of the GEMM rate.
+void sdf_f32_attention_pack(const float *k, int ldk, const float *v, int ldv, int lk, int d, int dv, float *packed);
+
+/// The fp32 twin of sdf_bf16_attention on AVX-512F (any tier >= 1): S = Q K^T, P = exp(scale (S -
+/// rowmax)) in place (fp32), O = P V, rows divided by their sums; K and V packed by
+/// sdf_f32_attention_pack. Returns 0 when the CPU lacks AVX-512 (nothing done), 1 otherwise.
+int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *packed, int lk, int dv,
+                      float *out, int ldo, float scale, int causal_i0);
 
 /// Bare multiply-accumulate loop on registers only (no memory traffic), on the calling thread:
 /// tier 2: `iters` x 4 tdpbf16ps (2x2 tiles of 16x16 fp32, K = 32); tier 1: `iters` x 24 vdpbf16ps.
