@@ -90,9 +90,9 @@ extension Ops {
     static let fusedScoreFloats = 1 << 18
 
     /// The AVX-512 fused path (`sdf_f32_attention`): per (batch, head) K (transposed) and V are
-    /// packed once into contiguous 32-wide panels; work items are (batch, head, query block), each QK^T -> exp -> PV on one core with
-    /// its score block (<= 1 MiB) in L2, probabilities unnormalised and output rows divided by the
-    /// row sums. Returns false (the caller falls back) if a block's scratch could not be allocated.
+    /// packed once into contiguous 32-wide panels; work items are (batch, head, query block), each
+    /// QK^T -> exp -> PV on one core with its score block (<= 1 MiB) in L2, probabilities
+    /// unnormalised and output rows divided by the row sums. Returns false (the caller falls back) if a block's scratch could not be allocated.
     private static func fusedF32(_ qp: UnsafePointer<Float>, _ kp: UnsafePointer<Float>, _ vp: UnsafePointer<Float>,
                                  _ op_: UnsafeMutablePointer<Float>, bsz: Int, lq: Int, lk: Int, heads: Int, d: Int, dv: Int,
                                  scale s: Float, causal: Bool, maxScoreFloats: Int) -> Bool {

@@ -318,8 +318,8 @@ extension Ops {
         }
         // Query blocks of at most min(maxScoreFloats, 32 Ki) scores, in practice one 32-row strip
         // for self-attention: the strip's scores and probabilities, with the head's packed K and V
-        // (1.8 MiB at 4096 keys), stay in L2. Single core, interleaved with the old 256 Ki block: 0.92-0.96x
-        // the time at 4096 keys (64 -> 32 rows), 0.73-0.84x at 1024 keys (256 -> 32 rows).
+        // (1.8 MiB at 4096 keys), stay in L2. Interleaved with the old 256 Ki block (2 threads):
+        // 0.92-0.99x the time at 4096 keys (64 -> 32 rows), 0.78-0.88x at 1024 keys (256 -> 32).
         let blockFloats = max(1, min(maxScoreFloats, bf16AttentionScoreFloats))
         // At least 32 query rows (one AMX strip) unless the caller asks for smaller blocks.
         let minRows = maxScoreFloats >= bf16AttentionScoreFloats ? 32 : 1
