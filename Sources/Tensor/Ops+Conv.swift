@@ -42,12 +42,6 @@ extension Ops {
         let hwo = ho * wo, hw = h * w
         if y.count == 0 { return y }
         let yp = y.f32MutablePointer, xp = xf.f32Pointer
-        if let b {
-            let bp = b.f32Pointer
-            Parallel.chunks(n * o, minChunk: max(1, 16384 / hwo)) { r in
-                for i in r { (yp + i * hwo).update(repeating: bp[i % o], count: hwo) }
-            }
-        }
         let beta: Float = b == nil ? 0 : 1
         let ck = c * kh * kw
         try BLAS.checkDimensions(op, o, ck, hwo, hw)
@@ -56,6 +50,12 @@ extension Ops {
             && (weight.dtype == .f32 || weight.dtype == .f16 || weight.dtype == .bf16) {
             conv3x3Shifted(xp, n: n, c: c, h: h, w: w, weight: weight, o: o, bias: b?.f32Pointer, into: yp)
             return y
+        }
+        if let b {
+            let bp = b.f32Pointer
+            Parallel.chunks(n * o, minChunk: max(1, 16384 / hwo)) { r in
+                for i in r { (yp + i * hwo).update(repeating: bp[i % o], count: hwo) }
+            }
         }
         if c == 0 {
             if b == nil { yp.update(repeating: 0, count: y.count) }

@@ -16,26 +16,30 @@ extension Ops {
         let plane = (h + 2) * wp2 + 2
         let tapCount = o * c
         ScratchPool.shared.withFloats(9 * tapCount) { taps in
-            ScratchPool.shared.withFloats(9 * tapCount) { wf in
-                let src = weight.rawPointer, dt = weight.dtype, es = dt.size
-                Parallel.chunks(9 * tapCount, minChunk: 1 << 16) { r in
-                    Convert.toF32(src.advanced(by: r.lowerBound * es), dtype: dt, into: wf + r.lowerBound, count: r.count)
-                }
-                // [O, C, 3, 3] -> [9][O][C]
-                Parallel.chunks(o, minChunk: 8) { r in
+            // [O, C, 3, 3] -> [9][O][C] in one pass: each output channel's 9C weights are widened into a
+            // small per-core scratch (it stays in L2), then scattered to the nine tap matrices.
+            let src = weight.rawPointer, dt = weight.dtype, es = dt.size
+            Parallel.chunks(o, minChunk: 8) { r in
+                ScratchPool.shared.withFloats(9 * c) { row in
                     for oi in r {
-                        for ci in 0..<c {
-                            let s = wf + (oi * c + ci) * 9
-                            for t in 0..<9 { taps[t * tapCount + oi * c + ci] = s[t] }
+                        Convert.toF32(src.advanced(by: oi * 9 * c * es), dtype: dt, into: row, count: 9 * c)
+                        for t in 0..<9 {
+                            let d = taps + t * tapCount + oi * c
+                            for ci in 0..<c { d[ci] = row[ci * 9 + t] }
                         }
                     }
                 }
             }
             ScratchPool.shared.withFloats(c * plane) { pad in
-                // Band height: about 2 MB of output per band, and at least two bands per core when the image allows.
-                let byCache = max(1, (1 << 19) / max(1, o * wp2))
-                let byCores = max(1, (h + 2 * Parallel.cores - 1) / (2 * Parallel.cores))
-                let rowsPerBand = max(1, min(byCache, byCores))
+                // Bands: one per core (more, a multiple of the core count, when a band's output would
+                // exceed 16 MB). Was ~2 MB bands, at least two per core: in a C harness (OpenBLAS, 2 threads,
+                // interleaved) one band per core took 0.86-0.96x their time at 320-1280 channels; in
+                // `sdflow bench conv` pairs the difference is within the noise (0.96-1.04x).
+                let cores = Parallel.cores
+                let capRows = max(1, (1 << 22) / max(1, o * wp2))
+                var bandTarget = max(cores, (h + capRows - 1) / capRows)
+                bandTarget = (bandTarget + cores - 1) / cores * cores
+                let rowsPerBand = (h + bandTarget - 1) / bandTarget
                 let bands = (h + rowsPerBand - 1) / rowsPerBand
                 for img in 0..<n {
                     let x0 = xp + img * c * h * w
@@ -72,7 +76,7 @@ extension Ops {
                             }
                         }
                     }
-                    if bands >= 2 * Parallel.cores {
+                    if bands >= cores {
                         BLAS.withSingleThreadedBLAS { Parallel.forEach(bands, body) }
                     } else {
                         for bi in 0..<bands { body(bi) }

@@ -65,6 +65,36 @@ let eltTol: Float = 1e-5
         expectClose(y, ref, tol: gemmTol, "conv2d one-row bands")
     }
 
+    /// The banded shifted-GEMM 3x3 path (stride 1, padding 1, H * W >= 1024) against the definition
+    /// summed in Double: odd sizes (bands of unequal height), two images, f16 and f32 weights, with and
+    /// without bias. A band, tap or padding bug gives O(1) errors.
+    @Test(arguments: [(3, 5, 33, 37, true, DType.f16), (4, 2, 32, 40, false, DType.f32), (2, 3, 67, 31, true, DType.bf16)])
+    func conv3x3BandsMatchDefinition(c: Int, o: Int, h: Int, w: Int, withBias: Bool, dtype: DType) throws {
+        var rng = SystemRandomNumberGenerator()
+        let n = 2
+        let xs = (0..<(n * c * h * w)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let ws = (0..<(o * c * 9)).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
+        let bs = (0..<o).map { _ in Float.random(in: -1...1, using: &rng) }
+        let weight = try Tensor(shape: [o, c, 3, 3], values: ws).converted(to: dtype)
+        let wq: [Float] = weight.toFloats()   // the weights as the kernel sees them (rounded to dtype)
+        let y = try Ops.conv2d(try Tensor(shape: [n, c, h, w], values: xs), weight: weight,
+                               bias: withBias ? try Tensor(shape: [o], values: bs) : nil, stride: 1, padding: Padding2D(1))
+        var ref = [Float](repeating: 0, count: n * o * h * w)
+        for img in 0..<n { for oi in 0..<o { for yy in 0..<h { for xx in 0..<w {
+            var acc: Double = withBias ? Double(bs[oi]) : 0
+            for ci in 0..<c { for dy in 0..<3 { for dx in 0..<3 {
+                let sy = yy + dy - 1, sx = xx + dx - 1
+                if sy < 0 || sy >= h || sx < 0 || sx >= w { continue }
+                let xi: Int = ((img * c + ci) * h + sy) * w + sx
+                let wi: Int = (oi * c + ci) * 9 + dy * 3 + dx
+                let xv = Double(xs[xi]), wv = Double(wq[wi])
+                acc += xv * wv
+            } } }
+            ref[((img * o + oi) * h + yy) * w + xx] = Float(acc)
+        } } } }
+        expectClose(y, try Tensor(shape: [n, o, h, w], values: ref), tol: gemmTol, "conv3x3 \(c)->\(o) @\(h)x\(w) \(dtype)")
+    }
+
     @Test func conv2dShapeErrors() throws {
         let x = try Tensor.zeros([1, 3, 4, 4])
         #expect(throws: TensorError.self) { try Ops.conv2d(x, weight: try Tensor.zeros([2, 4, 3, 3])) }
