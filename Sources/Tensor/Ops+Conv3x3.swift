@@ -6,13 +6,14 @@ extension Ops {
     static let shiftedConv3x3 = ProcessInfo.processInfo.environment["SDFLOW_CONV_IM2COL"] != "1"
 
     /// A 3x3, stride 1, padding 1 convolution without im2col: the input is copied once into a zero-padded
-    /// plane per channel with rows of W + 2, so every tap (dy, dx) of the kernel is the same plane read at
-    /// a flat offset dy * (W + 2) + dx. Each band of output rows is then 9 sgemms ([O, C] tap weights x
-    /// [C, rows * (W + 2)] shifted input, accumulating), computed on a grid with two spare columns per row
-    /// that are dropped when the band is written out (NCHW, + bias). Bands run on all cores.
+    /// plane per channel with rows of W + 1 (one zero column per row, which is the left border of its
+    /// row and the right border of the row above), so every tap (dy, dx) of the kernel is the same plane
+    /// read at a flat offset dy * (W + 1) + dx. Each band of output rows is then 9 sgemms ([O, C] tap
+    /// weights x [C, rows * (W + 1)] shifted input, accumulating), computed on a grid with one spare column
+    /// per row that is dropped when the band is written out (NCHW, + bias). Bands run on all cores.
     static func conv3x3Shifted(_ xp: UnsafePointer<Float>, n: Int, c: Int, h: Int, w: Int, weight: Tensor, o: Int,
                                bias: UnsafePointer<Float>?, into yp: UnsafeMutablePointer<Float>) {
-        let wp2 = w + 2
+        let wp2 = w + 1   // row stride of the padded plane and of the output grid
         let plane = (h + 2) * wp2 + 2
         let tapCount = o * c
         ScratchPool.shared.withFloats(9 * tapCount) { taps in
@@ -51,7 +52,6 @@ extension Ops {
                                 let row = p + (y + 1) * wp2
                                 row[0] = 0
                                 (row + 1).update(from: x0 + (ci * h + y) * w, count: w)
-                                row[w + 1] = 0
                             }
                             (p + (h + 1) * wp2).update(repeating: 0, count: wp2 + 2)
                         }
