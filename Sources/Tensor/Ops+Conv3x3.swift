@@ -32,12 +32,14 @@ extension Ops {
                 }
             }
             ScratchPool.shared.withFloats(c * plane) { pad in
-                // Bands: one per core (more, a multiple of the core count, when a band's output would
-                // exceed 16 MB). Was ~2 MB bands, at least two per core: in a C harness (OpenBLAS, 2 threads,
-                // interleaved) one band per core took 0.86-0.96x their time at 320-1280 channels; in
-                // `sdflow bench conv` pairs the difference is within the noise (0.96-1.04x).
+                // Bands: one per core, or more (a multiple of the core count) when a band's output would
+                // exceed 16 MB, or 2 MB for inputs of at most 256 channels: each of the 9 accumulating GEMMs
+                // reads and writes the band's output once, which costs relatively more the fewer
+                // channels it sums over. Measured in a C harness (OpenBLAS, 2 threads, interleaved), one
+                // band per core against ~2 MB bands: 0.86-0.96x the time at 320-1280 channels (the UNet's
+                // 3x3 convs), but 1.05-1.1x at 128 channels @ 512-1024 (the VAE's last level).
                 let cores = Parallel.cores
-                let capRows = max(1, (1 << 22) / max(1, o * wp2))
+                let capRows = max(1, (c <= 256 ? 1 << 19 : 1 << 22) / max(1, o * wp2))
                 var bandTarget = max(cores, (h + capRows - 1) / capRows)
                 bandTarget = (bandTarget + cores - 1) / cores * cores
                 let rowsPerBand = (h + bandTarget - 1) / bandTarget
