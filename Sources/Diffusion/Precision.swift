@@ -43,8 +43,9 @@ public enum ComputePrecision: String, CaseIterable, Sendable {
     static var useBF16: Bool { current == .bf16 && BF16Backend.available }
 }
 
-/// A weight's bf16 packing, made on first use and then kept; after packing, the mapped source pages
-/// leave the resident set (the packed copy replaces them).
+/// A weight's bf16 packing, made on first use and then kept (until `release`, see
+/// `ModelMemory.lowMemory`); after packing, the mapped source pages leave the resident set (the packed
+/// copy replaces them).
 final class PackedWeightBox: @unchecked Sendable {
     private let lock = NSLock()
     private var packed: PackedBF16Weight?
@@ -56,8 +57,61 @@ final class PackedWeightBox: @unchecked Sendable {
         if let p = lock.withLock({ packed }) { return p }
         let p = try PackedBF16Weight(weight, gegluInterleaved: gegluInterleaved)
         lock.withLock { packed = p }
+        PackedWeightRegistry.note(self, weight: weight)
         releasePages(of: weight)
         return p
+    }
+
+    /// Drops the packing (a GEMM running with it keeps its own reference); the next `get` packs again.
+    func release() { lock.withLock { packed = nil } }
+
+    var isPacked: Bool { lock.withLock { packed != nil } }
+}
+
+/// The boxes holding a packing, by the address of the weight they packed, so that a model can drop
+/// the packings of its own weights (`WeightSet.releasePackedWeights`). Weak: a model that goes away
+/// takes its boxes with it.
+enum PackedWeightRegistry {
+    private final class Entry { weak var box: PackedWeightBox?; init(_ b: PackedWeightBox) { box = b } }
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var entries: [UInt: [Entry]] = [:]
+
+    static func note(_ box: PackedWeightBox, weight: Tensor) {
+        let key = UInt(bitPattern: weight.rawPointer)
+        lock.withLock {
+            var list = (entries[key] ?? []).filter { $0.box != nil && $0.box !== box }
+            list.append(Entry(box))
+            entries[key] = list
+        }
+    }
+
+    /// Releases every packing made from a weight at one of these addresses; returns how many.
+    @discardableResult
+    static func release(weightsAt addresses: Set<UInt>) -> Int {
+        let boxes: [PackedWeightBox] = lock.withLock {
+            var out: [PackedWeightBox] = []
+            for a in addresses {
+                guard let list = entries.removeValue(forKey: a) else { continue }
+                out += list.compactMap(\.box)
+            }
+            return out
+        }
+        for b in boxes { b.release() }
+        return boxes.count
+    }
+}
+
+/// Whether models give their memory back as soon as the node that used them finishes.
+public enum ModelMemory {
+    nonisolated(unsafe) private static var low = false
+    private static let lock = NSLock()
+
+    /// Low-memory mode (the CLI's `--low-memory`): when a text encoder, UNet or ControlNet node is done,
+    /// its bf16 weight packings are dropped too (not only its mapped pages), so a bf16 pipeline holds
+    /// one model's packed weights at a time; a model used again is packed again (seconds for the UNet).
+    public static var lowMemory: Bool {
+        get { lock.withLock { low } }
+        set { lock.withLock { low = newValue } }
     }
 }
 

@@ -119,24 +119,37 @@ extension WeightSet {
     /// Drops this component's memory-mapped weight pages from the process (madvise DONTNEED): they stay
     /// in the page cache and fault back in when used again. Lets a pipeline hold only the stage it runs
     /// (text encoders, then UNet, then VAE) in its resident set.
+    /// In low-memory mode (`ModelMemory.lowMemory`) the component's bf16 packings are dropped as well.
     public func releaseResidentPages() {
         for t in tensors.values { releasePages(of: t) }
+        if ModelMemory.lowMemory { releasePackedWeights() }
+    }
+
+    /// Drops the bf16 packings made from this component's weights (they are made again on next use);
+    /// returns how many were dropped.
+    @discardableResult
+    public func releasePackedWeights() -> Int {
+        PackedWeightRegistry.release(weightsAt: Set(tensors.values.map { UInt(bitPattern: $0.rawPointer) }))
     }
 }
 
 extension UNet {
     /// See `WeightSet.releaseResidentPages`.
     public func releaseResidentPages() { weights.releaseResidentPages() }
+    @discardableResult public func releasePackedWeights() -> Int { weights.releasePackedWeights() }
 }
 
 extension CLIPTextModel {
     public func releaseResidentPages() { weights.releaseResidentPages() }
+    @discardableResult public func releasePackedWeights() -> Int { weights.releasePackedWeights() }
 }
 
 extension AutoencoderKL {
     public func releaseResidentPages() { weights.releaseResidentPages() }
+    @discardableResult public func releasePackedWeights() -> Int { weights.releasePackedWeights() }
 }
 
 extension ControlNet {
     public func releaseResidentPages() { weights.releaseResidentPages() }
+    @discardableResult public func releasePackedWeights() -> Int { weights.releasePackedWeights() }
 }

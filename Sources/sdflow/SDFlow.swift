@@ -77,7 +77,12 @@ struct RunOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Compute precision of the UNet, ControlNet, text encoders and VAE: fp32 (default: ComfyUI's numbers), bf16 (AMX / AVX512-BF16 GEMMs with fp32 accumulation, several times faster), auto (bf16 where the CPU has AMX).", valueName: "fp32|bf16|auto"))
     var precision: String = "fp32"
 
+    @Flag(help: "Drop each model's bf16 weight packings (not only its mapped pages) when the node that used it is done, so a bf16 pipeline holds one model's packed weights at a time; a model used again is packed again.")
+    var lowMemory = false
+
+    /// Applies --precision and --low-memory (process-wide).
     func applyPrecision() throws {
+        ModelMemory.lowMemory = lowMemory
         guard let p = ComputePrecision.parse(precision) else {
             stderrLine("error: --precision must be fp32, bf16 or auto (got '\(precision)')")
             throw ExitCode(Exit.invalid)

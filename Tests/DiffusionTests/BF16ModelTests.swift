@@ -64,6 +64,30 @@ import Tensor
         #expect(el.maxRel <= 0.10 && el.meanRel <= 0.03)
     }
 
+    @Test func droppedPackingsArePackedAgainToTheSameResult() throws {
+        guard BF16Backend.available else { return }
+        let comps = try #require(try singleFile)
+        let x = try ref("unet.in.x")
+        let ts = try ref("unet.in.timesteps").toFloats()
+        let ctx = try comps.unet.prepare(context: try ref("unet.in.context"))
+        func run() throws -> [Float] {
+            try withPrecision(.bf16) {
+                try comps.unet(x, timesteps: ts, context: ctx, textEmbeds: try ref("unet.in.text_embeds"), timeIds: try timeIds()).toFloats()
+            }
+        }
+        let a = try run()
+        #expect(comps.unet.releasePackedWeights() > 0)
+        #expect(comps.unet.releasePackedWeights() == 0, "a second release finds nothing packed")
+        let b = try run()
+        #expect(a == b, "packed again from the same weights: the same bits")
+        // Low-memory mode: releasing the resident pages (what the nodes do when done) drops the packings.
+        ModelMemory.lowMemory = true
+        defer { ModelMemory.lowMemory = false }
+        comps.unet.releaseResidentPages()
+        #expect(comps.unet.releasePackedWeights() == 0)
+        #expect(try run() == a)
+    }
+
     @Test func fp32ResultsAreUnaffected() throws {
         // Switching to bf16 and back leaves fp32 outputs bit-identical to the reference run.
         let comps = try #require(try singleFile)
