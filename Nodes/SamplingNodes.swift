@@ -17,8 +17,9 @@ enum CLIPEncodeNode {
         do {
             let cond = try clip.encoder.encode(text)
             // Memory: the encoders' mapped pages leave the resident set once the prompt is encoded.
-            clip.encoder.clipL.releaseResidentPages()
-            clip.encoder.clipG.releaseResidentPages()
+            let drop = ModelMemory.dropPackings(lastUse: ctx.isLastUse("clip"))
+            clip.encoder.clipL.releaseResidentPages(dropPackings: drop)
+            clip.encoder.clipG.releaseResidentPages(dropPackings: drop)
             return [.object(ConditioningValue(cond))]
         } catch { throw modelError(error, input: "text") }
     }
@@ -41,8 +42,9 @@ enum CLIPTextEncodeSDXLNode {
             cond.size = SizeConditioning(width: try ctx.int("width"), height: try ctx.int("height"), cropW: try ctx.int("crop_w"),
                                          cropH: try ctx.int("crop_h"), targetWidth: try ctx.int("target_width"),
                                          targetHeight: try ctx.int("target_height"))
-            clip.encoder.clipL.releaseResidentPages()
-            clip.encoder.clipG.releaseResidentPages()
+            let drop = ModelMemory.dropPackings(lastUse: ctx.isLastUse("clip"))
+            clip.encoder.clipL.releaseResidentPages(dropPackings: drop)
+            clip.encoder.clipG.releaseResidentPages(dropPackings: drop)
             return [.object(ConditioningValue(cond))]
         } catch { throw modelError(error, input: "text_g") }
     }
@@ -93,7 +95,7 @@ enum KSamplerNode {
                                           positive: positive, negative: negative, latent: latent, settings: settings) { step, total in
                 try ctx.progress(step: step, total: total)
             }
-            model.unet.releaseResidentPages()
+            model.unet.releaseResidentPages(dropPackings: ModelMemory.dropPackings(lastUse: ctx.isLastUse("model")))
             return [.object(LatentValue(out))]
         } catch { throw modelError(error, input: "model") }
     }

@@ -44,7 +44,7 @@ public enum ComputePrecision: String, CaseIterable, Sendable {
 }
 
 /// A weight's bf16 packing, made on first use and then kept (until `release`, see
-/// `ModelMemory.lowMemory`); after packing, the mapped source pages leave the resident set (the packed
+/// `ModelMemory.policy`); after packing, the mapped source pages leave the resident set (the packed
 /// copy replaces them).
 final class PackedWeightBox: @unchecked Sendable {
     private let lock = NSLock()
@@ -101,17 +101,35 @@ enum PackedWeightRegistry {
     }
 }
 
-/// Whether models give their memory back as soon as the node that used them finishes.
+/// When a model's bf16 weight packings (the packed copy bf16 GEMMs read; fp32 keeps none) are dropped
+/// after a node that used the model is done. Mapped weight pages always leave the resident set then.
 public enum ModelMemory {
-    nonisolated(unsafe) private static var low = false
+    public enum Policy: Sendable {
+        /// Kept for the process's lifetime (`watch`: a re-run reuses them).
+        case keep
+        /// Dropped when no other node of the run still takes the model (`run`: nothing else can use them).
+        case afterLastUse
+        /// Dropped after every use (`--low-memory`): one model's packings at a time; a model used again
+        /// is packed again (seconds for the SDXL UNet).
+        case afterEachUse
+    }
+
+    nonisolated(unsafe) private static var current = Policy.keep
     private static let lock = NSLock()
 
-    /// Low-memory mode (the CLI's `--low-memory`): when a text encoder, UNet or ControlNet node is done,
-    /// its bf16 weight packings are dropped too (not only its mapped pages), so a bf16 pipeline holds
-    /// one model's packed weights at a time; a model used again is packed again (seconds for the UNet).
-    public static var lowMemory: Bool {
-        get { lock.withLock { low } }
-        set { lock.withLock { low = newValue } }
+    public static var policy: Policy {
+        get { lock.withLock { current } }
+        set { lock.withLock { current = newValue } }
+    }
+
+    /// Whether a node done with a model should drop its packings, given whether it was the model's last
+    /// use in the run.
+    public static func dropPackings(lastUse: Bool) -> Bool {
+        switch policy {
+        case .keep: return false
+        case .afterLastUse: return lastUse
+        case .afterEachUse: return true
+        }
     }
 }
 

@@ -119,10 +119,10 @@ extension WeightSet {
     /// Drops this component's memory-mapped weight pages from the process (madvise DONTNEED): they stay
     /// in the page cache and fault back in when used again. Lets a pipeline hold only the stage it runs
     /// (text encoders, then UNet, then VAE) in its resident set.
-    /// In low-memory mode (`ModelMemory.lowMemory`) the component's bf16 packings are dropped as well.
-    public func releaseResidentPages() {
+    /// With `dropPackings` the component's bf16 packings are dropped as well (see `ModelMemory`).
+    public func releaseResidentPages(dropPackings: Bool = false) {
         for t in tensors.values { releasePages(of: t) }
-        if ModelMemory.lowMemory { releasePackedWeights() }
+        if dropPackings { releasePackedWeights() }
     }
 
     /// Drops the bf16 packings made from this component's weights (they are made again on next use);
@@ -135,21 +135,21 @@ extension WeightSet {
 
 extension UNet {
     /// See `WeightSet.releaseResidentPages`.
-    public func releaseResidentPages() { weights.releaseResidentPages() }
+    public func releaseResidentPages(dropPackings: Bool = false) { weights.releaseResidentPages(dropPackings: dropPackings) }
     @discardableResult public func releasePackedWeights() -> Int { weights.releasePackedWeights() }
 }
 
 extension CLIPTextModel {
-    public func releaseResidentPages() { weights.releaseResidentPages() }
+    public func releaseResidentPages(dropPackings: Bool = false) { weights.releaseResidentPages(dropPackings: dropPackings) }
     @discardableResult public func releasePackedWeights() -> Int { weights.releasePackedWeights() }
 }
 
 extension AutoencoderKL {
-    public func releaseResidentPages() { weights.releaseResidentPages() }
+    public func releaseResidentPages(dropPackings: Bool = false) { weights.releaseResidentPages(dropPackings: dropPackings) }
     @discardableResult public func releasePackedWeights() -> Int { weights.releasePackedWeights() }
 }
 
 extension ControlNet {
-    public func releaseResidentPages() { weights.releaseResidentPages() }
+    public func releaseResidentPages(dropPackings: Bool = false) { weights.releaseResidentPages(dropPackings: dropPackings) }
     @discardableResult public func releasePackedWeights() -> Int { weights.releasePackedWeights() }
 }

@@ -93,6 +93,12 @@ public final class Executor: @unchecked Sendable {
             for u in ups { deps[u, default: []].append(id) }
         }
         let dependents = deps
+        // Who in this run takes each upstream output (node, index): for NodeContext.isLastUse.
+        var takers: [String: Set<String>] = [:]
+        for id in graph.order where toRun.contains(id) {
+            for case .link(let up, let idx) in graph.nodes[id]!.inputs.values { takers["\(up)#\(idx)", default: []].insert(id) }
+        }
+        let consumers = takers
 
         let group = DispatchGroup()
         let slots = DispatchSemaphore(value: options.maxConcurrent)
@@ -136,7 +142,11 @@ public final class Executor: @unchecked Sendable {
                 }
                 let ctx = NodeContext(nodeID: id, definition: def, inputs: inputs, files: node.files,
                                       outputDirectory: options.outputDirectory, workflow: graph.source,
-                                      cancellation: cancellation, observer: observer)
+                                      cancellation: cancellation, observer: observer, lastUse: { name in
+                    guard case .link(let up, let idx)? = node.inputs[name] else { return false }
+                    let others = (consumers["\(up)#\(idx)"] ?? []).subtracting([id])
+                    return state.lock.withLock { others.allSatisfy { state.records[$0] != nil } }
+                })
                 observer.event(.nodeStarted(id: id, type: def.name))
                 let start = DispatchTime.now().uptimeNanoseconds
                 var result: Result<[Value], Error>

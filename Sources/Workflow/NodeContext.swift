@@ -14,9 +14,12 @@ public final class NodeContext: @unchecked Sendable {
     let observer: ExecutionObserver
     private let lock = NSLock()
     private var written: [URL] = []
+    private let lastUse: @Sendable (String) -> Bool
 
     init(nodeID: String, definition: NodeDefinition, inputs: [String: Value], files: [String: URL],
-         outputDirectory: URL, workflow: WorkflowSource, cancellation: CancellationToken, observer: ExecutionObserver) {
+         outputDirectory: URL, workflow: WorkflowSource, cancellation: CancellationToken, observer: ExecutionObserver,
+         lastUse: @escaping @Sendable (String) -> Bool = { _ in false }) {
+        self.lastUse = lastUse
         self.nodeID = nodeID
         self.definition = definition
         self.inputs = inputs
@@ -26,6 +29,12 @@ public final class NodeContext: @unchecked Sendable {
         self.cancellation = cancellation
         self.observer = observer
     }
+
+    /// Whether no other node of this run still needs the value linked to `input`: every other node that
+    /// takes the same upstream output has already finished (or will not run). False for literal inputs
+    /// and while another consumer may still run. Lets a node give back memory its input holds (e.g. a
+    /// model's packed weights) once nothing else in the run will use it.
+    public func isLastUse(_ input: String) -> Bool { lastUse(input) }
 
     /// Files this node wrote (reported in `--report`).
     public var writtenFiles: [URL] { lock.withLock { written } }

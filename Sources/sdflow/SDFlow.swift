@@ -77,12 +77,13 @@ struct RunOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Compute precision of the UNet, ControlNet, text encoders and VAE: fp32 (default: ComfyUI's numbers), bf16 (AMX / AVX512-BF16 GEMMs with fp32 accumulation, several times faster), auto (bf16 where the CPU has AMX).", valueName: "fp32|bf16|auto"))
     var precision: String = "fp32"
 
-    @Flag(help: "Drop each model's bf16 weight packings (not only its mapped pages) when the node that used it is done, so a bf16 pipeline holds one model's packed weights at a time; a model used again is packed again.")
+    @Flag(help: "Drop a model's bf16 weight packings after every node that uses it (run already drops them after the last one; watch keeps them for the next re-run), so a bf16 pipeline holds one model's packed weights at a time; a model used again is packed again.")
     var lowMemory = false
 
-    /// Applies --precision and --low-memory (process-wide).
-    func applyPrecision() throws {
-        ModelMemory.lowMemory = lowMemory
+    /// Applies --precision and the packed-weight policy (process-wide): `watching` keeps packings for
+    /// re-runs unless --low-memory.
+    func applyPrecision(watching: Bool = false) throws {
+        ModelMemory.policy = lowMemory ? .afterEachUse : (watching ? .keep : .afterLastUse)
         guard let p = ComputePrecision.parse(precision) else {
             stderrLine("error: --precision must be fp32, bf16 or auto (got '\(precision)')")
             throw ExitCode(Exit.invalid)
@@ -212,7 +213,7 @@ struct Watch: ParsableCommand {
 
     func run() throws {
         let registry = builtinRegistry()
-        try runOptions.applyPrecision()
+        try runOptions.applyPrecision(watching: true)
         let executor = Executor(registry: registry, memory: MemoryCache(), disk: runOptions.cacheDirectory.map { DiskCache(directory: $0) })
         var lastStamp = ""
         stderrLine("watching \(workflow.workflow) (Ctrl-C to stop)")

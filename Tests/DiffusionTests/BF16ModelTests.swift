@@ -80,12 +80,12 @@ import Tensor
         #expect(comps.unet.releasePackedWeights() == 0, "a second release finds nothing packed")
         let b = try run()
         #expect(a == b, "packed again from the same weights: the same bits")
-        // Low-memory mode: releasing the resident pages (what the nodes do when done) drops the packings.
-        ModelMemory.lowMemory = true
-        defer { ModelMemory.lowMemory = false }
-        comps.unet.releaseResidentPages()
+        // What a node does when done with the model, with the packings to be dropped.
+        comps.unet.releaseResidentPages(dropPackings: true)
         #expect(comps.unet.releasePackedWeights() == 0)
         #expect(try run() == a)
+        comps.unet.releaseResidentPages()
+        #expect(comps.unet.releasePackedWeights() > 0, "without dropPackings the packings stay")
     }
 
     @Test func fp32ResultsAreUnaffected() throws {

@@ -36,6 +36,33 @@ import Testing
         guard case .int(7)? = ex.memory.get(sig)?.first else { Issue.record("sum"); return }
     }
 
+    /// NodeContext.isLastUse: true only for the last taker of an upstream output to run.
+    @Test func lastUseOfAnInput() throws {
+        let reg = makeRegistry()
+        let seen = Timeline()   // records (isLastUse("value"), isLastUse("tag")) as 1/0 in the span fields
+        reg.register(NodeDefinition(name: "Use", inputs: [.link("value", .int), .link("after", .int, optional: true),
+                                                         .int("tag", default: 0, min: 0, max: 100)],
+                                    outputs: [OutputSpec("value", .int)]) { ctx in
+            seen.record(ctx.nodeID, ctx.isLastUse("value") ? 1 : 0, ctx.isLastUse("tag") ? 1 : 0)
+            return [.int(try ctx.int("value"))]
+        })
+        let g = try graph("""
+        nodes:
+          a: {type: Const, inputs: {value: 3}}
+          early: {type: Use, inputs: {value: $a.value, tag: 1}}
+          later: {type: Use, inputs: {value: $a.value, after: $early.value, tag: 2}}
+          only: {type: Use, inputs: {value: $later.value}}
+          s: {type: Sink, inputs: {value: $only.value}}
+        """, registry: reg)
+        let r = run(Executor(registry: reg), g)
+        #expect(r.executedIDs.sorted() == ["a", "early", "later", "only", "s"])
+        let e = try #require(seen.span("early")), l = try #require(seen.span("later")), o = try #require(seen.span("only"))
+        #expect(e.0 == 0, "'later' still takes a.value after 'early'")
+        #expect(l.0 == 1, "'early', the other taker of a.value, has finished")
+        #expect(o.0 == 1, "the only taker of later.value")
+        #expect(e.1 == 0 && l.1 == 0 && o.1 == 0, "a literal input is never a last use")
+    }
+
     @Test func independentSlowNodesOverlap() throws {
         let tl = Timeline()
         let reg = makeRegistry(timeline: tl)
