@@ -86,16 +86,18 @@ public final class PackedBF16Weight: @unchecked Sendable {
             let t = try Tensor.uninitialized([o, kh, kw, c], dtype: weight.dtype)
             let src = weight.rawPointer, dst = UnsafeMutableRawPointer(mutating: t.rawPointer)
             let khw = kh * kw
-            Parallel.chunks(o, minChunk: 1) { r in
-                for oi in r {
-                    for ci in 0..<c {
-                        for s in 0..<khw {
-                            dst.advanced(by: ((oi * khw + s) * c + ci) * es)
-                                .copyMemory(from: src.advanced(by: ((oi * c + ci) * khw + s) * es), byteCount: es)
+            func reorder<E>(_: E.Type) {
+                let s = src.assumingMemoryBound(to: E.self), d = dst.assumingMemoryBound(to: E.self)
+                Parallel.chunks(o, minChunk: 1) { r in
+                    for oi in r {
+                        let so = s + oi * c * khw, dO = d + oi * khw * c
+                        for ci in 0..<c {
+                            for t in 0..<khw { dO[t * c + ci] = so[ci * khw + t] }
                         }
                     }
                 }
             }
+            if es == 2 { reorder(UInt16.self) } else { reorder(UInt32.self) }
             w = t
         }
         if gegluInterleaved {
