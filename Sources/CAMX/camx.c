@@ -26,6 +26,17 @@
 // Packed A rows are padded by one cache line: power-of-two row strides put a tile's 16 rows into 2 L1
 // sets. The direct convolution (SDF_CONV_KC; 512, 1152 and the whole K measured the same) and the
 // attention's P V keep inner K slices of 256.
+// Measured on one core (2026-11-22, single-core harnesses; the AMX unit's rate alternated between
+// ~0.9 and ~2.2 TFLOP/s within seconds, so only interleaved pairs count): amx_conv_block with all
+// operands in L1 reaches 46-55% of the bare rate when called for 8 k-steps (C tiles loaded and stored
+// per call) and 76-78% for 36; yet whole-K slices against 256 in the whole convolution were within the
+// noise both ways (bench conv, 128-1280 channels). The direct convolution's store pass takes ~20% of
+// its time (128 -> 128 channels; without it 1.2-1.3x faster) and that is data movement: a contiguous
+// copy of the same bytes took as long as the stride-32 gathers, and 16 x 16 in-register transposes
+// instead of the gathers were slower (0.8-1.0x). So computing C^T (weights as the A operand, NCHW
+// tiles stored directly) would not remove it; only narrower (bf16) activations between layers would.
+// In the attention the softmax is 33-42% of a 32-row strip's time at 4096 keys; a degree-5 exp2 with
+// magic-number rounding made the softmax only 1.12x faster (and changes bits), so it is not used.
 #include "camx.h"
 #include "ckernels.h"
 #include <cpuid.h>
