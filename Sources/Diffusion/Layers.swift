@@ -110,9 +110,13 @@ public struct Conv2d: Sendable {
     private func run(_ x: Tensor, _ transform: ConvInputTransform, residual: Tensor? = nil) throws -> Tensor {
         let bf16 = lowPrecision && ComputePrecision.useBF16 && weight.rank == 4
         let fusedResidual = fusesInput ? residual : nil
-        let kind = (weight.shape.count == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") + (bf16 ? " bf16" : "")
-        let key = Profiler.enabled && x.rank == 4 && weight.rank == 4
-            ? kind + " \(x.shape[1])->\(weight.shape[0]) @\(x.shape[2])x\(x.shape[3])" + (transform.upsample2x ? " up2x" : "") : kind
+        var key = "conv"
+        if Profiler.enabled {   // e.g. "conv3x3 bf16 128->128 @1024x1024 up2x"
+            key = (weight.rank == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") + (bf16 ? " bf16" : "")
+            if x.rank == 4, weight.rank == 4 {
+                key += " \(x.shape[1])->\(weight.shape[0]) @\(x.shape[2])x\(x.shape[3])" + (transform.upsample2x ? " up2x" : "")
+            }
+        }
         var y = try Profiler.measure(key) {
             bf16 ? try Ops.conv2dBF16(x, weight: packed.get(weight), kernel: (weight.shape[2], weight.shape[3]), bias: bias,
                                       stride: stride, padding: padding, input: transform, residual: fusedResidual)
