@@ -1,12 +1,21 @@
+import Foundation
+
 /// Fully connected layer.
 extension Ops {
     /// Size of the band of an f16/bf16 linear weight widened at a time (floats).
     public static let linearWeightBandFloats = 1 << 24
+    /// Inputs of at most this many rows take the streaming path for f16/bf16 weights (bands widened
+    /// per core into L2-sized scratch, `linearStreamBandFloats` floats each). `SDFLOW_LINEAR_STREAM=0`
+    /// turns it off (kept for A/B measurements).
+    public static let linearStreamMaxRows = ProcessInfo.processInfo.environment["SDFLOW_LINEAR_STREAM"] == "0" ? 0 : 256
+    public static let linearStreamBandFloats = 1 << 18
 
     /// `torch.nn.functional.linear(x, weight, bias)`: y = x W^T + b.
     ///
     /// - x: [..., in] (f32/f16/bf16); weight: [out, in] in its stored dtype (f16/bf16 widened per call,
-    ///   a band of `linearWeightBandFloats` at a time, into pooled scratch); bias: [out] or nil.
+    ///   a band of `linearWeightBandFloats` at a time, into pooled scratch; for at most
+    ///   `linearStreamMaxRows` rows, per core in bands of at most `linearStreamBandFloats` instead);
+    ///   bias: [out] or nil.
     ///   Returns [..., out] f32.
     /// One `cblas_sgemm` with transB on the row-major weight (no pre-transposed copy); the bias is
     /// written first and accumulated with beta = 1.
@@ -38,6 +47,29 @@ extension Ops {
             return y
         }
         guard weight.dtype == .f16 || weight.dtype == .bf16 else { throw TensorError.unsupportedDType(op: op, dtype: weight.dtype) }
+        if m <= linearStreamMaxRows {
+            // Few rows (the text encoders' 77 tokens, embeddings): the GEMM reads each weight element
+            // a few times only, so widening the whole weight to memory and reading that copy back
+            // would triple its traffic. Instead every core takes bands of output features in turn,
+            // widens one into a scratch that stays in its L2 and multiplies it at once (single-
+            // threaded sgemm): the f16/bf16 weight is read from memory once and nothing else is.
+            let bandRows = max(16, min(outF, (min(linearStreamBandFloats, weightBandFloats) / inF) / 16 * 16))
+            let bands = (outF + bandRows - 1) / bandRows
+            let src = weight.rawPointer, es = weight.dtype.size, dt = weight.dtype
+            let xp = xf.f32Pointer, yp = y.f32MutablePointer
+            BLAS.withSingleThreadedBLAS {
+                Parallel.forEach(bands) { band in
+                    let n0 = band * bandRows, rows = min(bandRows, outF - n0)
+                    ScratchPool.shared.withFloats(rows * inF) { wf in
+                        Convert.toF32(src.advanced(by: n0 * inF * es), dtype: dt, into: wf, count: rows * inF)
+                        BLAS.sgemm(transB: true, m: m, n: rows, k: inF, a: xp, lda: inF, b: wf, ldb: inF,
+                                   beta: beta, c: yp + n0, ldc: outF)
+                    }
+                }
+            }
+            withExtendedLifetime((xf, weight)) {}
+            return y
+        }
         // f16/bf16 weight: widen a band of output features at a time (<= `weightBandFloats`; the
         // default, 16 Mi floats, holds every SDXL linear in one band, so each linear is one sgemm
         // call) and compute y[:, band] = x . band^T.

@@ -34,6 +34,33 @@ let eltTol: Float = 1e-5
         expectClose(y, try file.tensor("\(name).y"), tol: gemmTol, "linear \(name) 16-row bands")
     }
 
+    /// Both f16-weight paths, few rows (`linearStreamMaxRows` or fewer: bands widened and multiplied
+    /// per core) and many rows (each band widened on all cores, then one sgemm), with 16-row bands
+    /// (the last one partial), against the definition summed in Double over the same f16 weights.
+    @Test(arguments: [5, Ops.linearStreamMaxRows, Ops.linearStreamMaxRows + 44])
+    func f16WeightPathsMatchDefinition(rows: Int) throws {
+        let k = 40, n = 72
+        var g = SystemRandomNumberGenerator()
+        let xv = (0..<(rows * k)).map { _ in Float.random(in: -1...1, using: &g) }
+        let wv = (0..<(n * k)).map { _ in Float.random(in: -0.5...0.5, using: &g) }
+        let bv = (0..<n).map { _ in Float.random(in: -1...1, using: &g) }
+        let x = try Tensor(shape: [rows, k], values: xv)
+        let w16 = try Tensor(shape: [n, k], values: wv).converted(to: .f16)
+        let b = try Tensor(shape: [n], values: bv)
+        let y = try Ops.linear(x, weight: w16, bias: b, weightBandFloats: 16 * k).toFloats()
+        let wr = w16.toFloats()
+        var err = 0.0, scale = 1.0
+        for i in 0..<rows {
+            for j in 0..<n {
+                var acc = Double(bv[j])
+                for c in 0..<k { acc += Double(xv[i * k + c]) * Double(wr[j * k + c]) }
+                err = max(err, abs(Double(y[i * n + j]) - acc))
+                scale = max(scale, abs(acc))
+            }
+        }
+        #expect(err <= Double(gemmTol) * scale, "linear f16 weight, \(rows) rows: max abs error \(err) (scale \(scale))")
+    }
+
     @Test func linearShapeErrors() throws {
         let x = try Tensor.zeros([2, 5]), w = try Tensor.zeros([3, 4])
         #expect(throws: TensorError.self) { try Ops.linear(x, weight: w) }
