@@ -55,10 +55,11 @@ def main():
             x, w, b = torch.randn(1, c, hw, hw), torch.randn(c, c, 3, 3) * 0.02, torch.randn(c)
             emit(f"conv3x3 {c}->{c} @{hw}x{hw}", "conv", median_time(lambda: F.conv2d(x, w, b, padding=1), runs),
                  flops=2.0 * c * 9 * c * hw * hw)
-        l, h, d = 4096, 10, 64
-        q, k, v = (torch.randn(1, h, l, d) for _ in range(3))
-        emit("attention 4096 tok x 10 heads x 64", "attention",
-             median_time(lambda: F.scaled_dot_product_attention(q, k, v), runs), flops=4.0 * l * l * d * h)
+        for l, h in [(4096, 10)] if a.quick else [(4096, 10), (1024, 20)]:
+            d = 64
+            q, k, v = (torch.randn(1, h, l, d) for _ in range(3))
+            emit(f"attention {l} tok x {h} heads x {d}", "attention",
+                 median_time(lambda: F.scaled_dot_product_attention(q, k, v), runs), flops=4.0 * l * l * d * h)
         x, g, b = torch.randn(1, 320, 128, 128), torch.randn(320), torch.randn(320)
         emit("groupnorm+silu 320x128x128 g32", "norm", median_time(lambda: F.silu(F.group_norm(x, 32, g, b, 1e-5)), runs),
              nbytes=2 * x.numel() * 4)

@@ -125,8 +125,8 @@ public func runBF16Benchmarks(output: (String) -> Void) {
                 _ = try Ops.conv2dBF16(x, weight: packed, kernel: (3, 3), bias: b, stride: 1, padding: Padding2D(1))
             }
         }
-        do {
-            let l = 4096, h = 10, d = 64
+        for (l, h) in [(4096, 10), (1024, 20)] {
+            let d = 64
             let q = random([1, l, h * d], seed: 7), k = random([1, l, h * d], seed: 8), v = random([1, l, h * d], seed: 9)
             let fp32 = try median { _ = try Ops.attention(query: q, key: k, value: v, heads: h) }
             try report("attention \(l) tok x \(h) heads x \(d)", flops: 4.0 * Double(l) * Double(l) * Double(d) * Double(h), fp32: fp32) { _ in

@@ -168,9 +168,11 @@ struct KernelBenchmarks {
                 note(.init(kernel: "conv3x3 \(c)->\(c) @\(hw)x\(hw)", kind: "conv", medianSeconds: t, gflops: flops / t / 1e9, sgemmGflops: flops / raw / 1e9))
             }
 
-            // Self-attention, 4096 tokens, 10 heads of 64. Equivalent GEMMs per head: QK^T and PV.
-            do {
-                let l = 4096, h = 10, d = 64
+            // Self-attention at the UNet's two sizes at 1024x1024 (4096 tokens x 10 heads in the 64x64
+            // blocks, 1024 tokens x 20 heads in the 32x32 ones, 60 of its 70 self-attentions), heads of 64.
+            // Equivalent GEMMs per head: QK^T and PV.
+            for (l, h) in quick ? [(4096, 10)] : [(4096, 10), (1024, 20)] {
+                let d = 64
                 let q = random([1, l, h * d], seed: 6), k = random([1, l, h * d], seed: 7), v = random([1, l, h * d], seed: 8)
                 let flops = 4.0 * Double(l) * Double(l) * Double(d) * Double(h)
                 let s = TensorStorage(byteCount: l * l * 4)
@@ -184,7 +186,7 @@ struct KernelBenchmarks {
                                    c: o.base.assumingMemoryBound(to: Float.self) + head * d, ldc: h * d)
                     }
                 }
-                note(.init(kernel: "attention 4096 tok x 10 heads x 64", kind: "attention", medianSeconds: t, gflops: flops / t / 1e9, sgemmGflops: flops / raw / 1e9))
+                note(.init(kernel: "attention \(l) tok x \(h) heads x \(d)", kind: "attention", medianSeconds: t, gflops: flops / t / 1e9, sgemmGflops: flops / raw / 1e9))
             }
 
             // Memory-bound kernels: GB/s = (bytes read + bytes written) / time. Each is alternated
