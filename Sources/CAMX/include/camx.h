@@ -36,6 +36,9 @@ size_t sdf_bf16_packed_size(int N, int K);
 /// Packs a row-major weight [N, K] (row stride ldw elements) of dtype 0 f32, 1 f16, 2 bf16 into
 /// `packed` (sdf_bf16_packed_size bytes, 64-byte alignment recommended). f32 rounds to nearest even.
 void sdf_bf16_pack_b(const void *w, int dtype, int N, int K, int ldw, uint16_t *packed);
+/// Makes sdf_bf16_pack_b use its portable scalar loop (on != 0) instead of the AVX-512 one (the
+/// default where AVX512-BF16 exists); both write the same bits. For tests and A/B measurements.
+void sdf_bf16_set_scalar_pack(int on);
 /// The same packed format from a weight stored transposed, [K, N] with row stride ldw
 /// (element (n, k) at w[k * ldw + n]): e.g. attention's V, [keys, dv], for P . V.
 void sdf_bf16_pack_bt(const void *w, int dtype, int N, int K, int ldw, uint16_t *packed);
