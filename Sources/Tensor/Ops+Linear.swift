@@ -53,7 +53,10 @@ extension Ops {
             // would triple its traffic. Instead every core takes bands of output features in turn,
             // widens one into a scratch that stays in its L2 and multiplies it at once (single-
             // threaded sgemm): the f16/bf16 weight is read from memory once and nothing else is.
-            let bandRows = max(16, min(outF, (min(linearStreamBandFloats, weightBandFloats) / inF) / 16 * 16))
+            // Bands of at least 2m rows (unless the caller asks for smaller ones): each single-threaded
+            // sgemm packs all of x again, which must stay small next to the band it multiplies.
+            let bandFloats = min(max(linearStreamBandFloats, 2 * m * inF), weightBandFloats)
+            let bandRows = max(16, min(outF, (bandFloats / inF) / 16 * 16))
             let bands = (outF + bandRows - 1) / bandRows
             let src = weight.rawPointer, es = weight.dtype.size, dt = weight.dtype
             let xp = xf.f32Pointer, yp = y.f32MutablePointer
