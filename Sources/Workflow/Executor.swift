@@ -16,21 +16,27 @@ public final class Executor: @unchecked Sendable {
     public let registry: NodeRegistry
     public let memory: MemoryCache
     public let disk: DiskCache?
+    /// Settings outside the graph that change results (e.g. "precision=bf16 tier=2"), part of every
+    /// signature so that results computed under other settings are never taken from a cache. Empty
+    /// for the defaults (fp32), which keeps the signatures of earlier versions.
+    public let salt: String
 
-    public init(registry: NodeRegistry, memory: MemoryCache = MemoryCache(), disk: DiskCache? = nil) {
+    public init(registry: NodeRegistry, memory: MemoryCache = MemoryCache(), disk: DiskCache? = nil, salt: String = "") {
         self.registry = registry
         self.memory = memory
         self.disk = disk
+        self.salt = salt
     }
 
-    /// Signature of every node: its type, literal inputs, the signatures of what it links to, and the
-    /// identity (path, size, modification time) of the files it reads.
-    public static func signatures(_ graph: Graph) -> [String: String] {
+    /// Signature of every node: its type, literal inputs, the signatures of what it links to, the
+    /// identity (path, size, modification time) of the files it reads, and `salt` when not empty.
+    public static func signatures(_ graph: Graph, salt: String = "") -> [String: String] {
         var sigs: [String: String] = [:]
         for id in graph.order {
             let n = graph.nodes[id]!
             var h = SHA256()
             h.update("sdflow-signature-1\ntype=\(n.definition.name)\n")
+            if !salt.isEmpty { h.update("salt=\(salt)\n") }
             for name in n.inputs.keys.sorted() {
                 switch n.inputs[name]! {
                 case .literal(let v): h.update("in \(name)=\(v.canonicalLiteral ?? "?")\n")
@@ -52,7 +58,7 @@ public final class Executor: @unchecked Sendable {
 
     public func run(_ graph: Graph, options: ExecutionOptions, observer: ExecutionObserver = SilentObserver(),
                     cancellation: CancellationToken = CancellationToken()) -> RunResult {
-        let sigs = Self.signatures(graph)
+        let sigs = Self.signatures(graph, salt: salt)
         let state = RunState()
 
         // Plan top-down: a node whose result is cached needs nothing upstream of it.

@@ -94,6 +94,13 @@ struct RunOptions: ParsableArguments {
         ComputePrecision.current = p
     }
 
+    /// The executor's signature salt for the precision in effect (after `applyPrecision`): bf16
+    /// results (which also depend on the tier: AMX and AVX512-BF16 sum in different orders) must
+    /// not be served to an fp32 run from the cache, nor the other way round.
+    var cacheSalt: String {
+        ComputePrecision.current == .bf16 && BF16Backend.available ? "precision=bf16 tier=\(BF16Backend.tier)" : ""
+    }
+
     var cacheDirectory: URL? {
         if noCache { return nil }
         if let cache { return URL(fileURLWithPath: cache) }
@@ -187,7 +194,8 @@ struct Run: ParsableCommand {
         try runOptions.applyPrecision()
         guard let graph = workflow.loadGraph(registry: registry) else { throw ExitCode(Exit.invalid) }
         let interrupts = InterruptHandler()
-        let executor = Executor(registry: registry, disk: runOptions.cacheDirectory.map { DiskCache(directory: $0) })
+        let executor = Executor(registry: registry, disk: runOptions.cacheDirectory.map { DiskCache(directory: $0) },
+                                salt: runOptions.cacheSalt)
         let code = execute(graph, executor: executor, options: runOptions, token: interrupts.token)
         if code != 0 { throw ExitCode(code) }
     }
@@ -214,7 +222,8 @@ struct Watch: ParsableCommand {
     func run() throws {
         let registry = builtinRegistry()
         try runOptions.applyPrecision(watching: true)
-        let executor = Executor(registry: registry, memory: MemoryCache(), disk: runOptions.cacheDirectory.map { DiskCache(directory: $0) })
+        let executor = Executor(registry: registry, memory: MemoryCache(), disk: runOptions.cacheDirectory.map { DiskCache(directory: $0) },
+                                salt: runOptions.cacheSalt)
         var lastStamp = ""
         stderrLine("watching \(workflow.workflow) (Ctrl-C to stop)")
         while true {

@@ -188,6 +188,23 @@ import Testing
         #expect(r4.executedIDs == ["o"])
     }
 
+    /// Results computed under other settings (the executor's salt, e.g. bf16 precision) are never
+    /// taken from the disk cache; the same salt again finds them.
+    @Test func saltSeparatesCachedResults() throws {
+        let reg = makeRegistry()
+        let cacheDir = tempDir()
+        let g = try graph(Self.blobs, registry: reg)
+        #expect(Executor.signatures(g) == Executor.signatures(g, salt: ""))
+        #expect(Executor.signatures(g)["blob"] != Executor.signatures(g, salt: "precision=bf16 tier=2")["blob"])
+        _ = run(Executor(registry: reg, disk: DiskCache(directory: cacheDir)), g)
+        let salted = run(Executor(registry: reg, disk: DiskCache(directory: cacheDir), salt: "precision=bf16 tier=2"), g)
+        #expect(salted.executedIDs.sorted() == ["blob", "k", "o"])
+        let again = run(Executor(registry: reg, disk: DiskCache(directory: cacheDir), salt: "precision=bf16 tier=2"), g)
+        #expect(again.executedIDs == ["o"])
+        let plain = run(Executor(registry: reg, disk: DiskCache(directory: cacheDir)), g)
+        #expect(plain.executedIDs == ["o"])
+    }
+
     @Test func truncatedEntryIsRecomputed() throws {
         let reg = makeRegistry()
         let cacheDir = tempDir()
