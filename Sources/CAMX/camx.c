@@ -249,7 +249,8 @@ void sdf_bf16_pack_b(const void *w, int dtype, int N, int K, int ldw, uint16_t *
     const int Kp = round_up(K, 32), Np = round_up(N, 16);
     const size_t es = dtype == 0 ? 4 : 2;
     if (sdf_bf16_hw_tier() >= 1 && !g_scalar_pack) {
-        // Vectorized: ~10x the scalar loop below (measured 1.27 ns per element there, single core).
+        // Vectorized, the same bits as the scalar loop below: 0.8-0.9 vs 1.4-1.6 ns per element on a
+        // 10240 x 1280 weight (one core; memory-bound there), 4-5x faster on small weights.
         for (int p = 0; p < Np / 16; p++)
             pack_panel_avx((const char *)w + (size_t)p * 16 * ldw * es, dtype, imin(16, N - p * 16), K, Kp,
                            (size_t)ldw, packed + (size_t)p * Kp * 16);
