@@ -238,3 +238,10 @@ SDF_CLONES void sdf_add_scalar(const float *a, float s, float *y, size_t n) {
 SDF_CLONES void sdf_mul_scalar(const float *a, float s, float *y, size_t n) {
     SDF_MAP16(a, y, n, v * s);
 }
+
+static _Thread_local int sdf_thread_counter;
+
+int sdf_thread_counter_add(int delta) {
+    sdf_thread_counter += delta;
+    return sdf_thread_counter;
+}

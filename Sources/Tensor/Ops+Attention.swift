@@ -45,7 +45,7 @@ extension Ops {
         let block = max(1, min(lq, blockFloats / lk))
         let blocksPerHead = (lq + block - 1) / block
         let tasks = bsz * heads * blocksPerHead
-        func run(_ task: Int, _ scores: UnsafeMutablePointer<Float>) {
+        func run(_ task: Int, _ scores: UnsafeMutablePointer<Float>, serial: Bool) {
             let i0 = (task % blocksPerHead) * block
             let h = (task / blocksPerHead) % heads
             let b = task / (blocksPerHead * heads)
@@ -56,7 +56,7 @@ extension Ops {
             let oh = op_ + b * lq * cv + h * dv
             // scores[rows, lk] = q_block . k^T
             BLAS.sgemm(transB: true, m: rows, n: lk, k: d, a: qh + i0 * cq, lda: cq, b: kh, ldb: cq,
-                       c: scores, ldc: lk)
+                       c: scores, ldc: lk, serial: serial)
             for i in 0..<rows {
                 let row = scores + i * lk
                 if causal {
@@ -69,17 +69,17 @@ extension Ops {
             }
             // out_block[rows, dv] = P . v
             BLAS.sgemm(m: rows, n: dv, k: lk, a: scores, lda: lk, b: vh, ldb: cv,
-                       c: oh + i0 * cv, ldc: cv)
+                       c: oh + i0 * cv, ldc: cv, serial: serial)
         }
         if tasks < Parallel.cores {
             // Too few items to give every core one: let OpenBLAS split each GEMM instead.
             ScratchPool.shared.withFloats(block * lk) { scores in
-                for task in 0..<tasks { run(task, scores) }
+                for task in 0..<tasks { run(task, scores, serial: false) }
             }
         } else {
             BLAS.withSingleThreadedBLAS {
                 Parallel.forEach(tasks) { task in
-                    ScratchPool.shared.withFloats(block * lk) { scores in run(task, scores) }
+                    ScratchPool.shared.withFloats(block * lk) { scores in run(task, scores, serial: true) }
                 }
             }
         }

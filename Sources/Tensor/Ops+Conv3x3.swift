@@ -59,6 +59,7 @@ extension Ops {
                         }
                     }
                     let y0p = yp + img * o * h * w
+                    let serial = bands >= cores
                     let body: (Int) -> Void = { bi in
                         let y0 = bi * rowsPerBand, rows = min(rowsPerBand, h - y0)
                         let nn = rows * wp2
@@ -66,7 +67,8 @@ extension Ops {
                             for t in 0..<9 {
                                 let dy = t / 3, dx = t % 3
                                 BLAS.sgemm(m: o, n: nn, k: c, a: taps + t * tapCount, lda: c,
-                                           b: pad + (y0 + dy) * wp2 + dx, ldb: plane, beta: t == 0 ? 0 : 1, c: band, ldc: nn)
+                                           b: pad + (y0 + dy) * wp2 + dx, ldb: plane, beta: t == 0 ? 0 : 1, c: band, ldc: nn,
+                                           serial: serial)
                             }
                             for oi in 0..<o {
                                 let bv = bias?[oi] ?? 0
@@ -78,7 +80,7 @@ extension Ops {
                             }
                         }
                     }
-                    if bands >= cores {
+                    if serial {
                         BLAS.withSingleThreadedBLAS { Parallel.forEach(bands, body) }
                     } else {
                         for bi in 0..<bands { body(bi) }

@@ -66,7 +66,7 @@ extension Ops {
                     ScratchPool.shared.withFloats(rows * inF) { wf in
                         Convert.toF32(src.advanced(by: n0 * inF * es), dtype: dt, into: wf, count: rows * inF)
                         BLAS.sgemm(transB: true, m: m, n: rows, k: inF, a: xp, lda: inF, b: wf, ldb: inF,
-                                   beta: beta, c: yp + n0, ldc: outF)
+                                   beta: beta, c: yp + n0, ldc: outF, serial: true)
                     }
                 }
             }

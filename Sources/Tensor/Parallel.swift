@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import CBLAS
+import CKernels
 
 /// Threading for the kernels: Dispatch for our loops, OpenBLAS's own pool for sgemm.
 public enum Parallel {
@@ -49,7 +50,16 @@ public enum Parallel {
     }
 }
 
-/// OpenBLAS set-up: thread count = core count, done once before the first GEMM.
+/// OpenBLAS set-up and the gate that keeps sgemm's results independent of what runs concurrently.
+///
+/// OpenBLAS has one process-wide thread count, and on some CPUs its sgemm's bits depend on it (and
+/// on how a GEMM is split): OpenBLAS 0.3.21's Zen/Haswell kernels give different last bits for 1 and
+/// 2 threads on ~5-20% of the elements (the SkylakeX ones happened not to). Kernels that run many
+/// small GEMMs, one per Dispatch worker, need one thread; everything else uses `Parallel.cores`. So
+/// the count is switched only at a gate: GEMMs that split across cores (`sgemm` outside a section)
+/// and single-threaded sections (`withSingleThreadedBLAS`) never overlap; each kind may overlap with
+/// its own. A GEMM therefore always runs with the thread count its call site chose, and the same
+/// inputs give the same bits whichever nodes run beside it (two CLIPEncodes run concurrently, say).
 public enum BLAS {
     private static let configured: Bool = {
         openblas_set_num_threads(Int32(Parallel.cores))
@@ -59,33 +69,58 @@ public enum BLAS {
     /// Ensures OpenBLAS uses `Parallel.cores` threads. Cheap after the first call.
     @inline(__always) public static func ensureConfigured() { _ = configured }
 
-    /// Overrides the OpenBLAS thread count used outside `withSingleThreadedBLAS`.
+    /// Overrides the OpenBLAS thread count used outside `withSingleThreadedBLAS` (takes effect at the
+    /// next multi-threaded GEMM; call it when no GEMM runs).
     public static func setThreads(_ n: Int) {
         ensureConfigured()
-        lock.lock(); defer { lock.unlock() }
+        gate.lock(); defer { gate.unlock() }
         threads = Int32(max(1, n))
-        if singleThreadedDepth == 0 { openblas_set_num_threads(threads) }
+        if holders == 0 || mode == .multi { openblas_set_num_threads(threads); mode = .multi }
     }
 
+    private enum Mode { case multi, single }
     nonisolated(unsafe) private static var threads = Int32(Parallel.cores)
-    nonisolated(unsafe) private static var singleThreadedDepth = 0
-    private static let lock = NSLock()
+    nonisolated(unsafe) private static var mode = Mode.multi
+    nonisolated(unsafe) private static var holders = 0
+    nonisolated(unsafe) private static var singleWaiting = 0
+    private static let gate = NSCondition()
+
+    private static func enter(_ m: Mode) {
+        gate.lock()
+        if m == .single {
+            singleWaiting += 1
+            while holders > 0 && mode != .single { gate.wait() }
+            singleWaiting -= 1
+        } else {
+            // Sections waiting go first, so a stream of GEMMs cannot hold them off.
+            while (holders > 0 && mode != .multi) || singleWaiting > 0 { gate.wait() }
+        }
+        if holders == 0 && mode != m {
+            mode = m
+            openblas_set_num_threads(m == .single ? 1 : threads)
+        }
+        holders += 1
+        gate.unlock()
+    }
+
+    private static func leave() {
+        gate.lock()
+        holders -= 1
+        if holders == 0 { gate.broadcast() }
+        gate.unlock()
+    }
 
     /// Runs `body` with OpenBLAS restricted to one thread, for kernels that parallelize over many
-    /// small GEMMs themselves (one per Dispatch worker) instead of splitting each GEMM across cores.
-    /// Nested and concurrent uses are counted; the normal thread count is restored when the last ends.
+    /// small GEMMs themselves (one per Dispatch worker, calling `sgemm(serial: true)`) instead of
+    /// splitting each GEMM across cores. Waits for multi-threaded GEMMs in flight, and they for it;
+    /// nested and concurrent sections share the single-threaded state. Inside it, `sgemm` calls from
+    /// the thread that opened it run single-threaded without waiting.
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
         ensureConfigured()
-        lock.lock()
-        singleThreadedDepth += 1
-        if singleThreadedDepth == 1 { openblas_set_num_threads(1) }
-        lock.unlock()
-        defer {
-            lock.lock()
-            singleThreadedDepth -= 1
-            if singleThreadedDepth == 0 { openblas_set_num_threads(threads) }
-            lock.unlock()
-        }
+        if sdf_thread_counter_add(0) > 0 { return try body() }
+        enter(.single)
+        _ = sdf_thread_counter_add(1)
+        defer { _ = sdf_thread_counter_add(-1); leave() }
         return try body()
     }
 
@@ -97,13 +132,20 @@ public enum BLAS {
     }
 
     /// Row-major C = alpha * op(A) * op(B) + beta * C. Callers check sizes with `checkDimensions`.
+    /// `serial`: the caller runs inside a `withSingleThreadedBLAS` section (on one of its workers), so
+    /// the GEMM runs single-threaded without passing the gate. Otherwise the GEMM splits across
+    /// `Parallel.cores` threads, after any section in flight has ended (or single-threaded at once,
+    /// when the calling thread itself opened a section).
     @inline(__always) static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                                         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                                         b: UnsafePointer<Float>, ldb: Int, beta: Float = 0,
-                                        c: UnsafeMutablePointer<Float>, ldc: Int) {
+                                        c: UnsafeMutablePointer<Float>, ldc: Int, serial: Bool = false) {
         ensureConfigured()
+        let gated = !serial && sdf_thread_counter_add(0) == 0
+        if gated { enter(.multi) }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+        if gated { leave() }
     }
 }
 

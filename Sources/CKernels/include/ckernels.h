@@ -26,6 +26,9 @@ void sdf_quick_gelu(const float *x, float *y, size_t n);
 void sdf_geglu(const float *x, float *y, size_t rows, size_t d);
 /// Row softmax of (scale * x) over n elements, out of place or in place. scale must be > 0.
 void sdf_softmax_row(const float *x, float *y, size_t n, float scale);
+/// Adds `delta` to this thread's counter and returns the new value (the BLAS gate's record of the
+/// single-threaded sections the calling thread opened).
+int sdf_thread_counter_add(int delta);
 /// Sum of n elements (accumulated in 16 float lanes per 4096-block, blocks summed in double).
 double sdf_sum(const float *x, size_t n);
 /// Mean and biased variance of n elements in one pass over memory (chunks of 4096: chunk sum, then
