@@ -1123,10 +1123,15 @@ void sdf_f32_attention_pack(const float *k, int ldk, const float *v, int ldv, in
     }
 }
 
+static int f32_attention_avx2(const float *q, int ldq, int rows, int d, const float *packed, int lk, int dv,
+                              float *out, int ldo, float scale, int causal_i0);
+
 int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *packed, int lk, int dv,
                       float *out, int ldo, float scale, int causal_i0) {
-    if (sdf_bf16_hw_tier() < 1) return 0;
+    const int kind = sdf_f32_attention_kind();
+    if (kind == 0) return 0;
     if (rows <= 0 || lk <= 0 || dv <= 0) return 1;
+    if (kind == 1) return f32_attention_avx2(q, ldq, rows, d, packed, lk, dv, out, ldo, scale, causal_i0);
     const int lds = round_up(lk, 32) + 16, dvp = round_up(dv, 32);
     // scores (rows x lds), outputs (rows x dvp), one scratch row for the padding rows of a group
     tl_f32s = (float *)grow(tl_f32s, &tl_f32s_cap, ((size_t)rows * lds + (size_t)rows * dvp + (size_t)lds) * 4);
@@ -1166,6 +1171,185 @@ int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *pac
         for (int j = 0; j < dv; j++) dst[j] = o[j] * inv;
     }
     return 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// fp32 attention block on AVX2 + FMA (CPUs without AVX-512, e.g. AMD Zen 2): the same packing and
+// fusion as above with 6 x 16 register blocks (12 ymm accumulators), two per 32-wide panel.
+
+#define A2_TARGET __attribute__((target("avx2,fma")))
+
+// 2^t on 8 lanes for t <= ~0: the polynomial of exp2_16, 2^n by the exponent bits (t >= -125).
+A2_TARGET static inline __m256 exp2_8(__m256 t) {
+    t = _mm256_max_ps(t, _mm256_set1_ps(-125.0f));
+    const __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 f = _mm256_sub_ps(t, n);
+    __m256 p = _mm256_set1_ps(1.5252733804e-5f);
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.5403530393e-4f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3333558146e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.6181291076e-3f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5504108665e-2f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022650696e-1f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.9314718056e-1f));
+    p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+A2_TARGET static inline float hsum8(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_movehdup_ps(x));
+    return _mm_cvtss_f32(x);
+}
+
+// S[i, 0 .. 16) = sum_t q[i, t] kt[t, 0 .. 16) for 6 rows (row pointers as in row_groups).
+A2_TARGET static inline void f32_qk_6x16(const float *const *q, int d, const float *kt, long ldk, float *const *S) {
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+           a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+    const float *q0 = q[0], *q1 = q[1], *q2 = q[2], *q3 = q[3], *q4 = q[4], *q5 = q[5];
+    for (int t = 0; t < d; t++) {
+        const __m256 k0 = _mm256_loadu_ps(kt + (size_t)t * ldk), k1 = _mm256_loadu_ps(kt + (size_t)t * ldk + 8);
+        __m256 b;
+        b = _mm256_broadcast_ss(q0 + t); a00 = _mm256_fmadd_ps(b, k0, a00); a01 = _mm256_fmadd_ps(b, k1, a01);
+        b = _mm256_broadcast_ss(q1 + t); a10 = _mm256_fmadd_ps(b, k0, a10); a11 = _mm256_fmadd_ps(b, k1, a11);
+        b = _mm256_broadcast_ss(q2 + t); a20 = _mm256_fmadd_ps(b, k0, a20); a21 = _mm256_fmadd_ps(b, k1, a21);
+        b = _mm256_broadcast_ss(q3 + t); a30 = _mm256_fmadd_ps(b, k0, a30); a31 = _mm256_fmadd_ps(b, k1, a31);
+        b = _mm256_broadcast_ss(q4 + t); a40 = _mm256_fmadd_ps(b, k0, a40); a41 = _mm256_fmadd_ps(b, k1, a41);
+        b = _mm256_broadcast_ss(q5 + t); a50 = _mm256_fmadd_ps(b, k0, a50); a51 = _mm256_fmadd_ps(b, k1, a51);
+    }
+    _mm256_storeu_ps(S[0], a00); _mm256_storeu_ps(S[0] + 8, a01);
+    _mm256_storeu_ps(S[1], a10); _mm256_storeu_ps(S[1] + 8, a11);
+    _mm256_storeu_ps(S[2], a20); _mm256_storeu_ps(S[2] + 8, a21);
+    _mm256_storeu_ps(S[3], a30); _mm256_storeu_ps(S[3] + 8, a31);
+    _mm256_storeu_ps(S[4], a40); _mm256_storeu_ps(S[4] + 8, a41);
+    _mm256_storeu_ps(S[5], a50); _mm256_storeu_ps(S[5] + 8, a51);
+}
+
+// O[i, 0 .. 16) (+)= sum_{j in [j0, j1)} P[i, j] v[j, 0 .. 16) for 6 rows.
+A2_TARGET static inline void f32_pv_6x16(const float *const *P, int j0, int j1, const float *v, long ldv,
+                                         float *const *O, int init) {
+    __m256 a[6][2];
+    for (int i = 0; i < 6; i++) {
+        a[i][0] = init ? _mm256_setzero_ps() : _mm256_loadu_ps(O[i]);
+        a[i][1] = init ? _mm256_setzero_ps() : _mm256_loadu_ps(O[i] + 8);
+    }
+    const float *p0 = P[0], *p1 = P[1], *p2 = P[2], *p3 = P[3], *p4 = P[4], *p5 = P[5];
+    for (int j = j0; j < j1; j++) {
+        const __m256 v0 = _mm256_loadu_ps(v + (size_t)j * ldv), v1 = _mm256_loadu_ps(v + (size_t)j * ldv + 8);
+        __m256 b;
+        b = _mm256_broadcast_ss(p0 + j); a[0][0] = _mm256_fmadd_ps(b, v0, a[0][0]); a[0][1] = _mm256_fmadd_ps(b, v1, a[0][1]);
+        b = _mm256_broadcast_ss(p1 + j); a[1][0] = _mm256_fmadd_ps(b, v0, a[1][0]); a[1][1] = _mm256_fmadd_ps(b, v1, a[1][1]);
+        b = _mm256_broadcast_ss(p2 + j); a[2][0] = _mm256_fmadd_ps(b, v0, a[2][0]); a[2][1] = _mm256_fmadd_ps(b, v1, a[2][1]);
+        b = _mm256_broadcast_ss(p3 + j); a[3][0] = _mm256_fmadd_ps(b, v0, a[3][0]); a[3][1] = _mm256_fmadd_ps(b, v1, a[3][1]);
+        b = _mm256_broadcast_ss(p4 + j); a[4][0] = _mm256_fmadd_ps(b, v0, a[4][0]); a[4][1] = _mm256_fmadd_ps(b, v1, a[4][1]);
+        b = _mm256_broadcast_ss(p5 + j); a[5][0] = _mm256_fmadd_ps(b, v0, a[5][0]); a[5][1] = _mm256_fmadd_ps(b, v1, a[5][1]);
+    }
+    for (int i = 0; i < 6; i++) { _mm256_storeu_ps(O[i], a[i][0]); _mm256_storeu_ps(O[i] + 8, a[i][1]); }
+}
+
+// In place: s[j] = exp(scale (s[j] - max)) for j < valid, 0 for valid <= j < n; returns the sum.
+A2_TARGET static float softmax_row_avx2(float *s, int valid, int n, float scale) {
+    __m256 vm = _mm256_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 8 <= valid; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(s + j));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float mx = _mm_cvtss_f32(m4);
+    for (; j < valid; j++) mx = s[j] > mx ? s[j] : mx;
+    const float sl = scale * 1.44269504088896341f;
+    const __m256 vs = _mm256_set1_ps(sl), vms = _mm256_set1_ps(-mx * sl);
+    __m256 acc = _mm256_setzero_ps();
+    for (j = 0; j + 8 <= valid; j += 8) {
+        const __m256 e = exp2_8(_mm256_fmadd_ps(_mm256_loadu_ps(s + j), vs, vms));
+        acc = _mm256_add_ps(acc, e);
+        _mm256_storeu_ps(s + j, e);
+    }
+    if (j < valid) {
+        float t[8];
+        for (int l = 0; l < 8; l++) t[l] = j + l < valid ? s[j + l] : mx;
+        _mm256_storeu_ps(t, exp2_8(_mm256_fmadd_ps(_mm256_loadu_ps(t), vs, vms)));
+        for (int l = 0; l < 8 && j + l < n; l++) s[j + l] = j + l < valid ? t[l] : 0.0f;
+        float tail = 0.0f;
+        for (int l = 0; j + l < valid; l++) tail += t[l];
+        acc = _mm256_add_ps(acc, _mm256_setr_ps(tail, 0, 0, 0, 0, 0, 0, 0));
+        j += 8;
+    }
+    for (; j < n; j++) s[j] = 0.0f;
+    return hsum8(acc);
+}
+
+// Row pointers of the 6-row group starting at i0 (see row_group8).
+static inline void row_group6(const float *in, int ldi, float *out, int ldo, float *scratch, int i0, int rows,
+                              const float **ir, float **orow) {
+    for (int i = 0; i < 6; i++) {
+        const int r = i0 + i < rows ? i0 + i : rows - 1;
+        ir[i] = in + (size_t)r * ldi;
+        orow[i] = i0 + i < rows ? out + (size_t)(i0 + i) * ldo : scratch;
+    }
+}
+
+A2_TARGET static int f32_attention_avx2(const float *q, int ldq, int rows, int d, const float *packed, int lk, int dv,
+                                        float *out, int ldo, float scale, int causal_i0) {
+    const int lds = round_up(lk, 32) + 16, dvp = round_up(dv, 32);
+    tl_f32s = (float *)grow(tl_f32s, &tl_f32s_cap, ((size_t)rows * lds + (size_t)rows * dvp + (size_t)lds) * 4);
+    if (!tl_f32s) return 0;
+    float *S = tl_f32s, *O = tl_f32s + (size_t)rows * lds, *scratch = O + (size_t)rows * dvp;
+    for (int j0 = 0; j0 < lk; j0 += 32) {
+        const float *kp = packed + (size_t)(j0 / 32) * d * 32;
+        for (int c = 0; c < 32; c += 16) {
+            for (int i0 = 0; i0 < rows; i0 += 6) {
+                const float *qr[6]; float *sr[6];
+                row_group6(q, ldq, S + j0 + c, lds, scratch, i0, rows, qr, sr);
+                f32_qk_6x16(qr, d, kp + c, 32, sr);
+            }
+        }
+    }
+    float sums[rows];
+    for (int i = 0; i < rows; i++) {
+        const int valid = causal_i0 >= 0 ? imin(lk, causal_i0 + i + 1) : lk;
+        sums[i] = softmax_row_avx2(S + (size_t)i * lds, valid, lk, scale);
+    }
+    const float *vpack = packed + (size_t)round_up(lk, 32) * d;
+    for (int jc = 0; jc < lk; jc += 128) {
+        const int je = imin(lk, jc + 128);
+        for (int c0 = 0; c0 < dv; c0 += 32) {
+            const float *vp = vpack + (size_t)(c0 / 32) * lk * 32;
+            for (int c = 0; c < 32; c += 16) {
+                for (int i0 = 0; i0 < rows; i0 += 6) {
+                    const float *pr[6]; float *orow[6];
+                    row_group6(S, lds, O + c0 + c, dvp, scratch, i0, rows, pr, orow);
+                    f32_pv_6x16(pr, jc, je, vp + c, 32, orow, jc == 0);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        const float inv = 1.0f / sums[i];
+        const float *o = O + (size_t)i * dvp;
+        float *dst = out + (size_t)i * ldo;
+        for (int j = 0; j < dv; j++) dst[j] = o[j] * inv;
+    }
+    return 1;
+}
+
+static int g_f32_attention = -1;   // 0: none (sgemm path), 1: AVX2 + FMA, 2: AVX-512
+
+static void detect_f32_attention(void) {
+    int k = 0;
+    if (sdf_bf16_hw_tier() >= 1) k = 2;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) k = 1;
+    const char *e = getenv("SDFLOW_F32_ATTENTION");
+    if (e && (!strcmp(e, "sgemm") || !strcmp(e, "0"))) k = 0;
+    else if (e && !strcmp(e, "avx2") && k >= 1) k = 1;
+    g_f32_attention = k;
+}
+static pthread_once_t g_f32_attention_once = PTHREAD_ONCE_INIT;
+
+int sdf_f32_attention_kind(void) {
+    pthread_once(&g_f32_attention_once, detect_f32_attention);
+    return g_f32_attention;
 }
 
 // ---------------------------------------------------------------------------------------------

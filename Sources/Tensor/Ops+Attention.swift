@@ -1,3 +1,4 @@
+import Foundation
 import CAMX
 import CKernels
 
@@ -25,13 +26,20 @@ extension Ops {
     /// of all heads run concurrently, one per core, each with single-threaded sgemm.
     public static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool = false,
                                  scale: Float? = nil, maxScoreFloats: Int = attentionScoreChunkFloats) throws -> Tensor {
+        try attention(query: query, key: key, value: value, heads: heads, causal: causal, scale: scale,
+                      maxScoreFloats: maxScoreFloats, allowFused: true)
+    }
+
+    /// `allowFused: false` takes the sgemm path on every CPU (tests compare the two).
+    static func attention(query: Tensor, key: Tensor, value: Tensor, heads: Int, causal: Bool, scale: Float?,
+                          maxScoreFloats: Int, allowFused: Bool) throws -> Tensor {
         let pr = try AttentionProblem("attention", query, key, value, heads: heads, scale: scale)
         let (bsz, lq, lk, d, dv, cq, cv, s) = (pr.bsz, pr.lq, pr.lk, pr.d, pr.dv, pr.cq, pr.cv, pr.scale)
         let (qf, kf, vf, out) = (pr.q, pr.k, pr.v, pr.out)
         if out.count == 0 { return out }
         if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
         let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
-        if BF16Backend.hardwareTier >= 1 && d > 0,
+        if allowFused && sdf_f32_attention_kind() > 0 && d > 0,
            fusedF32(qp, kp, vp, op_, bsz: bsz, lq: lq, lk: lk, heads: heads, d: d, dv: dv, scale: s, causal: causal,
                     maxScoreFloats: maxScoreFloats) {
             withExtendedLifetime((qf, kf, vf)) {}
@@ -86,10 +94,15 @@ extension Ops {
         return out
     }
 
-    /// Largest score block (queries x keys floats) per work item of the fused fp32 path (256 Ki).
-    static let fusedScoreFloats = 1 << 18
+    /// Largest score block (queries x keys floats) per work item of the fused fp32 path: 256 Ki
+    /// (1 MiB) for the AVX-512 kernel (2 MiB L2 per core on the CPUs that have it), 64 Ki for the AVX2
+    /// one (512 KiB L2 on Zen 2). `SDFLOW_F32_ATTENTION_BLOCK` overrides it (A/B runs).
+    static let fusedScoreFloats: Int = {
+        if let e = ProcessInfo.processInfo.environment["SDFLOW_F32_ATTENTION_BLOCK"], let v = Int(e), v > 0 { return v }
+        return sdf_f32_attention_kind() == 1 ? 1 << 16 : 1 << 18
+    }()
 
-    /// The AVX-512 fused path (`sdf_f32_attention`): per (batch, head) K (transposed) and V are
+    /// The fused path (`sdf_f32_attention`, AVX-512 or AVX2): per (batch, head) K (transposed) and V are
     /// packed once into contiguous 32-wide panels; work items are (batch, head, query block), each
     /// QK^T -> exp -> PV on one core with its score block (<= 1 MiB) in L2, probabilities
     /// unnormalised and output rows divided by the row sums. Returns false (the caller falls back) if a block's scratch could not be allocated.
@@ -108,7 +121,8 @@ extension Ops {
         }
         let blockFloats = max(1, min(maxScoreFloats, fusedScoreFloats))
         var block = max(1, min(lq, blockFloats / max(lk, 1)))
-        if block > 8 { block = block / 8 * 8 }
+        let group = sdf_f32_attention_kind() == 1 ? 6 : 8   // the kernel's row group
+        if block > group { block = block / group * group }
         let blocksPerHead = (lq + block - 1) / block
         let done = Parallel.forEachAll(bsz * heads * blocksPerHead) { task in
             let i0 = (task % blocksPerHead) * block

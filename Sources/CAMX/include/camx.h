@@ -108,9 +108,14 @@ size_t sdf_f32_attention_packed_floats(int lk, int d, int dv);
 /// 4 KiB page, and those TLB misses cost a third of the GEMM rate.
 void sdf_f32_attention_pack(const float *k, int ldk, const float *v, int ldv, int lk, int d, int dv, float *packed);
 
-/// The fp32 twin of sdf_bf16_attention on AVX-512F (any tier >= 1): S = Q K^T, P = exp(scale (S -
+/// Which sdf_f32_attention kernel this CPU runs: 2 AVX-512F (bf16 tier >= 1), 1 AVX2 + FMA, 0 none
+/// (callers use the sgemm path). `SDFLOW_F32_ATTENTION=sgemm` forces 0, `=avx2` at most 1 (A/B runs).
+int sdf_f32_attention_kind(void);
+
+/// The fp32 twin of sdf_bf16_attention (AVX-512F, or AVX2 + FMA): S = Q K^T, P = exp(scale (S -
 /// rowmax)) in place (fp32), O = P V, rows divided by their sums; K and V packed by
-/// sdf_f32_attention_pack. Returns 0 when the CPU lacks AVX-512 (nothing done), 1 otherwise.
+/// sdf_f32_attention_pack. Returns 0 when sdf_f32_attention_kind() is 0 or its scratch could not be
+/// allocated (nothing done), 1 otherwise.
 int sdf_f32_attention(const float *q, int ldq, int rows, int d, const float *packed, int lk, int dv,
                       float *out, int ldo, float scale, int causal_i0);
 
