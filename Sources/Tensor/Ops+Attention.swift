@@ -39,7 +39,8 @@ extension Ops {
         if out.count == 0 { return out }
         if lk == 0 { out.f32MutablePointer.update(repeating: 0, count: out.count); return out }
         let qp = qf.f32Pointer, kp = kf.f32Pointer, vp = vf.f32Pointer, op_ = out.f32MutablePointer
-        if allowFused && sdf_f32_attention_kind() > 0 && d > 0,
+        let fusedKind = allowFused ? sdf_f32_attention_kind() : 0
+        if d > 0 && (fusedKind == 2 || (fusedKind == 1 && d <= fusedAVX2MaxHeadSize)),
            fusedF32(qp, kp, vp, op_, bsz: bsz, lq: lq, lk: lk, heads: heads, d: d, dv: dv, scale: s, causal: causal,
                     maxScoreFloats: maxScoreFloats) {
             withExtendedLifetime((qf, kf, vf)) {}
@@ -94,13 +95,20 @@ extension Ops {
         return out
     }
 
-    /// Largest score block (queries x keys floats) per work item of the fused fp32 path: 256 Ki
-    /// (1 MiB) for the AVX-512 kernel (2 MiB L2 per core on the CPUs that have it), 64 Ki for the AVX2
-    /// one (512 KiB L2 on Zen 2). `SDFLOW_F32_ATTENTION_BLOCK` overrides it (A/B runs).
-    static let fusedScoreFloats: Int = {
-        if let e = ProcessInfo.processInfo.environment["SDFLOW_F32_ATTENTION_BLOCK"], let v = Int(e), v > 0 { return v }
-        return sdf_f32_attention_kind() == 1 ? 1 << 16 : 1 << 18
+    /// Largest score block (queries x keys floats) per work item of the AVX-512 fused fp32 path: 256 Ki
+    /// (1 MiB, L2-sized on the CPUs that have it).
+    static let fusedScoreFloats = 1 << 18
+    /// Query rows per work item of the AVX2 fused path: each block streams all of the head's packed K
+    /// and V once, so fewer rows make it memory-bound (one core, 4096 keys x 64: 4 rows 38-42, 16
+    /// rows 54-67, 48 rows 59-72, 192 rows 58-60 GFLOP/s). `SDFLOW_F32_ATTENTION_ROWS` overrides it.
+    static let fusedAVX2Rows: Int = {
+        if let e = ProcessInfo.processInfo.environment["SDFLOW_F32_ATTENTION_ROWS"], let v = Int(e), v > 0 { return v }
+        return 48
     }()
+    /// Largest head size the AVX2 fused path takes: its 32-key panels of K^T (d x 32 floats) stay in
+    /// L1/L2 for the UNet's 64; the VAE's single 512-wide head ran at 19-76 GFLOP/s in it, and the
+    /// sgemm path suits it better.
+    static let fusedAVX2MaxHeadSize = 128
 
     /// The fused path (`sdf_f32_attention`, AVX-512 or AVX2): per (batch, head) K (transposed) and V are
     /// packed once into contiguous 32-wide panels; work items are (batch, head, query block), each
@@ -119,7 +127,8 @@ extension Ops {
             sdf_f32_attention_pack(kp + b * lk * cq + h * d, Int32(cq), vp + b * lk * cv + h * dv, Int32(cv),
                                    Int32(lk), Int32(d), Int32(dv), pp + bh * per)
         }
-        let blockFloats = max(1, min(maxScoreFloats, fusedScoreFloats))
+        let kindFloats = sdf_f32_attention_kind() == 1 ? fusedAVX2Rows * max(lk, 1) : fusedScoreFloats
+        let blockFloats = max(1, min(maxScoreFloats, kindFloats))
         var block = max(1, min(lq, blockFloats / max(lk, 1)))
         let group = sdf_f32_attention_kind() == 1 ? 6 : 8   // the kernel's row group
         if block > group { block = block / group * group }
