@@ -205,7 +205,7 @@ extension Ops {
             // A band fails only if the kernel cannot allocate its scratch: the im2col path below then
             // recomputes everything.
             var ok = true
-            try ScratchPool.shared.withFloats((hp * wp * c + 1) / 2) { buf in
+            ScratchPool.shared.withFloats((hp * wp * c + 1) / 2) { buf in
                 let xpad = UnsafeMutableRawPointer(buf).assumingMemoryBound(to: UInt16.self)
                 for img in 0..<nImg where ok {
                     let xi = xp + img * c * hw
@@ -237,7 +237,7 @@ extension Ops {
                                       stride: stride, padding: padding, maxColumnFloats: maxColumnFloats, residual: residual)
             }
         }
-        try ScratchPool.shared.withFloats(hw * c) { xt in
+        ScratchPool.shared.withFloats(hw * c) { xt in
             for img in 0..<nImg {
                 // NHWC copy of this image: xt[p, c] = x[c, p].
                 transposeBlocked(xp + img * c * hw, rows: c, cols: hw, ld: hw, into: xt, ldOut: c)

@@ -54,7 +54,7 @@ public enum Parallel {
 ///
 /// OpenBLAS has one process-wide thread count, and on some CPUs its sgemm's bits depend on it (and
 /// on how a GEMM is split): OpenBLAS 0.3.21's Zen/Haswell kernels give different last bits for 1 and
-/// 2 threads on ~5-20% of the elements (the SkylakeX ones happened not to). Kernels that run many
+/// 2 threads on 2-28% of the elements of six UNet-like shapes (the SkylakeX ones happened not to). Kernels that run many
 /// small GEMMs, one per Dispatch worker, need one thread; everything else uses `Parallel.cores`. So
 /// the count is switched only at a gate: GEMMs that split across cores (`sgemm` outside a section)
 /// and single-threaded sections (`withSingleThreadedBLAS`) never overlap; each kind may overlap with

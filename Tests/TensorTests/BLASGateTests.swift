@@ -6,7 +6,7 @@ import Testing
 @Suite struct BLASGateTests {
     final class Results: @unchecked Sendable { var rows: [[Float]] = [] }
 
-    /// OpenBLAS's bits depend on its thread count on some CPUs (0.3.21 on Zen 2: 5-20% of a GEMM's
+    /// OpenBLAS's bits depend on its thread count on some CPUs (0.3.21 on Zen 2: 2-28% of a GEMM's
     /// elements differ between 1 and 2 threads). A GEMM that splits across cores must give the same
     /// bits while another thread runs single-threaded sections (the few-row linear's per-core GEMMs
     /// here): without `BLAS`'s gate the section's thread count leaks into it (on Zen 2 this fails).
