@@ -79,9 +79,10 @@ public struct Conv2d: Sendable {
 
     public func callAsFunction(_ x: Tensor) throws -> Tensor { try run(x, .identity) }
 
-    /// self(norm(x, silu: silu)). In bf16 mode (no LoRA paths) the normalisation (+ SiLU) is applied
-    /// while the convolution makes its bf16 copy of the input: the normalised fp32 tensor is never
-    /// written (the same values either way).
+    /// self(norm(x, silu: silu)). Without LoRA paths the normalisation (+ SiLU) is applied while the
+    /// convolution makes its copy of the input (bf16: its bf16 NHWC copy; fp32: the shifted 3x3
+    /// convolution's padded planes), so the normalised fp32 tensor is never written (the same values
+    /// either way).
     /// `residual`: added to the result (`Ops.add(residual, y)`); in bf16 mode without LoRA paths, in
     /// the convolution's store.
     func callAsFunction(_ x: Tensor, normalizedBy norm: GroupNorm, silu: Bool, residual: Tensor? = nil) throws -> Tensor {
@@ -92,24 +93,28 @@ public struct Conv2d: Sendable {
         return try run(x, ConvInputTransform(affine: affine, silu: silu), residual: residual)
     }
 
-    /// self(upsampleNearest2x(x)); in bf16 mode without LoRA paths the upsampled tensor is never written.
+    /// self(upsampleNearest2x(x)); without LoRA paths the upsampled tensor is never written (see above).
     func callAsFunction(upsampling x: Tensor) throws -> Tensor {
         guard fusesInput else { return try self(Profiler.measure("upsample") { try Ops.upsampleNearest2x(x) }) }
         return try run(x, ConvInputTransform(upsample2x: true))
     }
 
-    /// Whether input transforms and a residual passed to `callAsFunction(_:normalizedBy:silu:residual:)`
-    /// are applied inside the bf16 convolution (bf16 mode, no LoRA paths) rather than by separate ops.
+    /// Whether input transforms passed to `callAsFunction(_:normalizedBy:silu:residual:)` are applied
+    /// inside the convolution (no LoRA paths) rather than by separate ops; a residual is added in the
+    /// store of bf16 convolutions only.
     var fusesInput: Bool {
-        Conv2d.inputFusion && lowPrecision && ComputePrecision.useBF16 && weight.rank == 4 && loras.isEmpty
+        Conv2d.inputFusion && weight.rank == 4 && loras.isEmpty
     }
+
+    /// Whether a residual passed with an input transform is added in the convolution's store (bf16).
+    var fusesResidual: Bool { fusesInput && lowPrecision && ComputePrecision.useBF16 }
 
     /// Off with `SDFLOW_FUSE_CONV_INPUT=0` (kept for A/B measurements).
     static let inputFusion = ProcessInfo.processInfo.environment["SDFLOW_FUSE_CONV_INPUT"] != "0"
 
     private func run(_ x: Tensor, _ transform: ConvInputTransform, residual: Tensor? = nil) throws -> Tensor {
         let bf16 = lowPrecision && ComputePrecision.useBF16 && weight.rank == 4
-        let fusedResidual = fusesInput ? residual : nil
+        let fusedResidual = fusesResidual ? residual : nil
         var key = "conv"
         if Profiler.enabled {   // e.g. "conv3x3 bf16 128->128 @1024x1024 up2x"
             key = (weight.rank == 4 && weight.shape[2] == 1 ? "conv1x1" : "conv3x3") + (bf16 ? " bf16" : "")
@@ -120,7 +125,7 @@ public struct Conv2d: Sendable {
         var y = try Profiler.measure(key) {
             bf16 ? try Ops.conv2dBF16(x, weight: packed.get(weight), kernel: (weight.shape[2], weight.shape[3]), bias: bias,
                                       stride: stride, padding: padding, input: transform, residual: fusedResidual)
-                 : try Ops.conv2d(Ops.applyConvInputTransform(x, transform), weight: weight, bias: bias, stride: stride, padding: padding)
+                 : try Ops.conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding, input: transform)
         }
         FlopCounter.add(2 * Double(y.count) * Double(weight.count / max(1, weight.shape[0])))
         for p in loras {

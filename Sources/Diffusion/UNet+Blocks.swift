@@ -22,7 +22,7 @@ struct ResnetBlock {
     /// conv1's output exists, which keeps the peak where the separate add had it); in fp32 it is
     /// computed after conv2 and added by `Ops.add` as before.
     func callAsFunction(_ x: Tensor, _ embSilu: Tensor?) throws -> Tensor {
-        let early = conv2.fusesInput ? try shortcut.map { try $0(x) } ?? x : nil
+        let early = conv2.fusesResidual ? try shortcut.map { try $0(x) } ?? x : nil
         var h = try conv1(x, normalizedBy: norm1, silu: true)
         if let timeProj, let embSilu {
             let t = try timeProj(embSilu)

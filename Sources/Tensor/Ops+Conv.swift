@@ -25,12 +25,16 @@ extension Ops {
     /// 1x1 / stride 1 / no padding is one GEMM per image. Otherwise the input is unfolded (im2col) a
     /// band of output rows at a time into scratch of about `maxColumnFloats` (at least one row), and each band is one
     /// sgemm (weight [O, C*kh*kw] x columns) writing straight into the NCHW output (ldc = Ho*Wo).
+    /// `input`: the convolution of `applyConvInputTransform(x, input)`; the shifted 3x3 path applies it
+    /// while filling its padded planes (the transformed tensor is never written), the others make it.
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int = 1,
-                              padding: Padding2D = .zero, maxColumnFloats: Int = im2colChunkFloats) throws -> Tensor {
+                              padding: Padding2D = .zero, maxColumnFloats: Int = im2colChunkFloats,
+                              input: ConvInputTransform = .identity) throws -> Tensor {
         let op = "conv2d"
         guard x.rank == 4 else { throw TensorError.shapeMismatch(op: op, detail: "input must be [N, C, H, W], got \(x.shape)") }
         guard weight.rank == 4 else { throw TensorError.shapeMismatch(op: op, detail: "weight must be [O, C, kh, kw], got \(weight.shape)") }
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let up = input.upsample2x ? 2 : 1
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2] * up, x.shape[3] * up)
         let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
         guard weight.shape[1] == c else {
             throw TensorError.shapeMismatch(op: op, detail: "input \(x.shape) has \(c) channels, weight \(weight.shape) expects \(weight.shape[1])")
@@ -48,8 +52,15 @@ extension Ops {
         // Measured here: the shifted form wins from 32x32 up (up to 2x at 512x512), im2col below (2x at 16x16).
         if shiftedConv3x3 && kh == 3 && kw == 3 && stride == 1 && padding == Padding2D(1) && c > 0 && h * w >= 1024
             && (weight.dtype == .f32 || weight.dtype == .f16 || weight.dtype == .bf16) {
-            conv3x3Shifted(xp, n: n, c: c, h: h, w: w, weight: weight, o: o, bias: b?.f32Pointer, into: yp)
+            if let a = input.affine, a.scale.count != n * c || a.shift.count != n * c {
+                throw TensorError.shapeMismatch(op: op, detail: "\(a.scale.count) / \(a.shift.count) input coefficients for \(n * c) (image, channel) pairs")
+            }
+            conv3x3Shifted(xp, n: n, c: c, h: h, w: w, weight: weight, o: o, bias: b?.f32Pointer, into: yp, input: input)
             return y
+        }
+        if !input.isIdentity {
+            return try conv2d(applyConvInputTransform(x, input), weight: weight, bias: bias, stride: stride, padding: padding,
+                              maxColumnFloats: maxColumnFloats)
         }
         if let b {
             let bp = b.f32Pointer

@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 extension Ops {
     /// The shifted-GEMM 3x3 convolution is used for stride-1, padding-1 3x3 convs unless
@@ -11,8 +12,16 @@ extension Ops {
     /// read at a flat offset dy * (W + 1) + dx. Each band of output rows is then 9 sgemms ([O, C] tap
     /// weights x [C, rows * (W + 1)] shifted input, accumulating), computed on a grid with one spare column
     /// per row that is dropped when the band is written out (NCHW, + bias). Bands run on all cores.
+    /// `input`: applied while the padded planes are filled (per (image, channel) scale and shift, then
+    /// SiLU; nearest 2x upsampling), so the transformed input is never written as a tensor; h and w are
+    /// the sizes after upsampling, `xp` holds the images before it. Each element gets exactly the
+    /// arithmetic of `applyConvInputTransform` (the same bits).
     static func conv3x3Shifted(_ xp: UnsafePointer<Float>, n: Int, c: Int, h: Int, w: Int, weight: Tensor, o: Int,
-                               bias: UnsafePointer<Float>?, into yp: UnsafeMutablePointer<Float>) {
+                               bias: UnsafePointer<Float>?, into yp: UnsafeMutablePointer<Float>,
+                               input: ConvInputTransform = .identity) {
+        let up = input.upsample2x ? 2 : 1
+        let sh = h / up, sw = w / up   // source image size
+        let affine = input.affine, silu: Int32 = input.silu ? 1 : 0
         let wp2 = w + 1   // row stride of the padded plane and of the output grid
         let plane = (h + 2) * wp2 + 2
         let tapCount = o * c
@@ -45,7 +54,7 @@ extension Ops {
                 let rowsPerBand = (h + bandTarget - 1) / bandTarget
                 let bands = (h + rowsPerBand - 1) / rowsPerBand
                 for img in 0..<n {
-                    let x0 = xp + img * c * h * w
+                    let x0 = xp + img * c * sh * sw
                     Parallel.chunks(c, minChunk: max(1, 4096 / max(1, h * w))) { r in
                         for ci in r {
                             let p = pad + ci * plane
@@ -53,7 +62,15 @@ extension Ops {
                             for y in 0..<h {
                                 let row = p + (y + 1) * wp2
                                 row[0] = 0
-                                (row + 1).update(from: x0 + (ci * h + y) * w, count: w)
+                                let src = x0 + (ci * sh + y / up) * sw
+                                if up == 2 {
+                                    for i in 0..<sw { row[1 + 2 * i] = src[i]; row[2 + 2 * i] = src[i] }
+                                }
+                                if let a = affine {
+                                    sdf_scale_shift(up == 2 ? UnsafePointer(row + 1) : src, row + 1, w, a.scale[img * c + ci], a.shift[img * c + ci], silu)
+                                } else if up == 1 {
+                                    (row + 1).update(from: src, count: w)
+                                }
                             }
                             (p + (h + 1) * wp2).update(repeating: 0, count: wp2 + 2)
                         }
