@@ -42,7 +42,7 @@ extension Ops {
         let fusedKind = allowFused ? sdf_f32_attention_kind() : 0
         if d > 0 && (fusedKind == 2 || (fusedKind == 1 && d <= fusedAVX2MaxHeadSize)),
            fusedF32(qp, kp, vp, op_, bsz: bsz, lq: lq, lk: lk, heads: heads, d: d, dv: dv, scale: s, causal: causal,
-                    maxScoreFloats: maxScoreFloats) {
+                    maxScoreFloats: maxScoreFloats, kind: fusedKind) {
             withExtendedLifetime((qf, kf, vf)) {}
             return out
         }
@@ -116,7 +116,7 @@ extension Ops {
     /// unnormalised and output rows divided by the row sums. Returns false (the caller falls back) if a block's scratch could not be allocated.
     private static func fusedF32(_ qp: UnsafePointer<Float>, _ kp: UnsafePointer<Float>, _ vp: UnsafePointer<Float>,
                                  _ op_: UnsafeMutablePointer<Float>, bsz: Int, lq: Int, lk: Int, heads: Int, d: Int, dv: Int,
-                                 scale s: Float, causal: Bool, maxScoreFloats: Int) -> Bool {
+                                 scale s: Float, causal: Bool, maxScoreFloats: Int, kind: Int32) -> Bool {
         let cq = heads * d, cv = heads * dv
         // Per (batch, head): K^T in 32-key panels and V in 32-column panels (`sdf_f32_attention_pack`).
         let per = sdf_f32_attention_packed_floats(Int32(lk), Int32(d), Int32(dv))
@@ -127,10 +127,10 @@ extension Ops {
             sdf_f32_attention_pack(kp + b * lk * cq + h * d, Int32(cq), vp + b * lk * cv + h * dv, Int32(cv),
                                    Int32(lk), Int32(d), Int32(dv), pp + bh * per)
         }
-        let kindFloats = sdf_f32_attention_kind() == 1 ? fusedAVX2Rows * max(lk, 1) : fusedScoreFloats
+        let kindFloats = kind == 1 ? fusedAVX2Rows * max(lk, 1) : fusedScoreFloats
         let blockFloats = max(1, min(maxScoreFloats, kindFloats))
         var block = max(1, min(lq, blockFloats / max(lk, 1)))
-        let group = sdf_f32_attention_kind() == 1 ? 6 : 8   // the kernel's row group
+        let group = kind == 1 ? 6 : 8   // the kernel's row group
         if block > group { block = block / group * group }
         let blocksPerHead = (lq + block - 1) / block
         let done = Parallel.forEachAll(bsz * heads * blocksPerHead) { task in
